@@ -1,0 +1,63 @@
+"""The ``flexcouple`` command.
+
+This is the only module that sits above ``solver``, ``flexcouple`` and ``coupling``: each
+subcommand lives in its own module, imported only when that subcommand runs, and exposes
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from flexcouple import __version__
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "demo": ("flexcouple.demo", "run the main job on the embedded default and print a summary"),
+    "simulate": ("solver.cli", "run the pseudo-spectral Navier-Stokes solver and save the fields"),
+    "generate": ("flexcouple.data.generate", "generate HDF5 training / OOD data sets with the solver"),
+    "train": ("flexcouple.training", "train FLEX or a baseline on a generated data set"),
+    "evaluate": ("flexcouple.evaluation.evaluate", "evaluate checkpoints: metrics.json and figures"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flexcouple", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flexcouple {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:  # a subcommand under construction must not break the others
+            p.set_defaults(_import_error=exc)
+            continue
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_import_error", None) is not None:
+        print(f"flexcouple {args.command}: unavailable ({args._import_error})", file=sys.stderr)
+        return 2
+    mod = importlib.import_module(args._module)
+    try:
+        return int(mod.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        # user errors carry a message saying what is wrong and what to do; no traceback
+        print(f"flexcouple {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
