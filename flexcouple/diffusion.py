@@ -1,0 +1,182 @@
+"""Residual-space diffusion (FLEX): v-prediction, cosine logSNR schedule, DDIM sampling.
+
+The model never generates the field itself, only the residual ``x0`` to a cheap base field:
+
+- super-resolution: ``x0 = fine - upsampled(coarse)``, base = the condition (upsampled coarse field);
+- forecasting: ``x0 = x(t+1) - x(t)``, base = the most recent past snapshot (last condition channel).
+
+Noise schedule (continuous time ``t ~ U(0, 1)``, logSNR in ``[logsnr_min, logsnr_max] = [-20, 20]``)::
+
+    b = atan(exp(-logsnr_max / 2)),  a = atan(exp(-logsnr_min / 2)) - b
+    logsnr(t) = -2 log(tan(a t + b) * shift)
+    alpha = sqrt(sigmoid(logsnr)),  sigma = sqrt(sigmoid(-logsnr))        (alpha^2 + sigma^2 = 1)
+
+Training: ``x_t = alpha x0 + sigma eps``; the network predicts ``v = alpha eps - sigma x0``; L1 loss.
+Multi-task training puts both tasks through the shared network as one batch with the SAME ``t``
+and the SAME ``eps`` for both halves, as the paper's code.
+
+Sampling: deterministic DDIM (eta = 0) on ``t = 1, (n-1)/n, ..., 0``: from ``v`` the predicted residual
+is ``x0 = alpha x_t - sigma v`` and the predicted noise ``eps = alpha v + sigma x_t``; the next state is
+``alpha_s x0 + sigma_s eps``. The last step returns the predicted mean ``x0``; the output is
+``base + x0``. Randomness lives only in the initial noise, so an ensemble of K members is K initial
+noises, run as one batch of ``B K``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+from flexcouple.models.base import TaskFeatures
+
+__all__ = ["logsnr_schedule", "alpha_sigma", "residual_base", "ResidualDiffusion", "as_task_batches",
+           "prepare_sampling_inputs"]
+
+
+def logsnr_schedule(t: torch.Tensor, logsnr_min: float = -20.0, logsnr_max: float = 20.0,
+                    shift: float = 1.0) -> torch.Tensor:
+    """Cosine logSNR schedule (computed in float64: ``tan`` is steep near ``t = 1``)."""
+    t64 = t.double()
+    b = math.atan(math.exp(-0.5 * logsnr_max))
+    a = math.atan(math.exp(-0.5 * logsnr_min)) - b
+    return (-2.0 * torch.log(torch.tan(a * t64 + b) * shift)).to(t.dtype)
+
+
+def alpha_sigma(logsnr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signal and noise scales of a variance-preserving process at this logSNR, shaped (B, 1, 1, 1)."""
+    l64 = logsnr.double()[:, None, None, None]
+    return torch.sigmoid(l64).sqrt().to(logsnr.dtype), torch.sigmoid(-l64).sqrt().to(logsnr.dtype)
+
+
+def residual_base(condition: torch.Tensor, task: str) -> torch.Tensor:
+    """The field the residual is added to: the upsampled coarse field, or the last past snapshot."""
+    return condition if task == "superres" else condition[:, -1:]
+
+
+def as_task_batches(model: nn.Module, batches: Mapping) -> dict:
+    """Accept ``{task: batch}`` or, for a single-task model, one batch dict; check tasks and keys."""
+    if "condition" in batches:
+        if len(model.tasks) != 1:
+            raise ValueError(f"this model has tasks {model.tasks}: pass a dict {{task: batch}}")
+        batches = {model.tasks[0]: batches}
+    for task, batch in batches.items():
+        if task not in model.tasks:
+            raise ValueError(f"this model was built for tasks {model.tasks}, not {task!r}")
+        missing = {"condition", "target", "reynolds"} - set(batch)
+        if missing:
+            raise ValueError(f"batch for {task!r} lacks {sorted(missing)}")
+    return dict(batches)
+
+
+def prepare_sampling_inputs(model: nn.Module, condition: torch.Tensor, reynolds, task: str | None,
+                            steps: int, ensemble: int) -> tuple[torch.Tensor, str]:
+    """Checks shared by every ``sample``: returns ``reynolds`` as a (B,) float tensor and the task."""
+    if task is None:
+        if len(model.tasks) != 1:
+            raise ValueError(f"this model has tasks {model.tasks}: say which with task=...")
+        task = model.tasks[0]
+    if task not in model.tasks:
+        raise ValueError(f"this model was built for tasks {model.tasks}, not {task!r}")
+    if not isinstance(condition, torch.Tensor) or condition.ndim != 4:
+        raise ValueError("condition must be a (B, C, H, W) tensor, got "
+                         f"{getattr(condition, 'shape', type(condition).__name__)}")
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if int(ensemble) < 1:
+        raise ValueError(f"ensemble must be >= 1, got {ensemble}")
+    reynolds = torch.as_tensor(reynolds, dtype=torch.float32, device=condition.device)
+    if reynolds.ndim == 0:
+        reynolds = reynolds.expand(condition.shape[0])
+    if reynolds.shape != (condition.shape[0],):
+        raise ValueError(f"reynolds must be a number or have shape ({condition.shape[0]},), "
+                         f"got {tuple(reynolds.shape)}")
+    return reynolds, task
+
+
+class ResidualDiffusion(nn.Module):
+    """A backbone (FLEX, UNet or UViT) trained and sampled as a residual-space diffusion model.
+
+    ``model(batches)`` returns the training loss (so DistributedDataParallel can wrap it);
+    ``model.sample(condition, reynolds, ...)`` returns fields of shape (B, K, 1, H, W).
+    """
+
+    kind = "diffusion"
+
+    def __init__(self, backbone: nn.Module, *, logsnr_shift: float = 1.0, logsnr_min: float = -20.0,
+                 logsnr_max: float = 20.0):
+        super().__init__()
+        self.backbone = backbone
+        self.logsnr_shift, self.logsnr_min, self.logsnr_max = float(logsnr_shift), logsnr_min, logsnr_max
+        self.config: dict = {}
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.backbone.tasks
+
+    def schedule(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return alpha_sigma(logsnr_schedule(t, self.logsnr_min, self.logsnr_max, self.logsnr_shift))
+
+    def forward(self, batches: Mapping, t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """L1 loss on ``v`` for one batch per task; ``t`` (B,) and ``noise`` (B, 1, H, W) are shared by tasks."""
+        batches = as_task_batches(self, batches)
+        first = next(iter(batches.values()))["target"]
+        shape = first.shape
+        for task, b in batches.items():
+            if b["target"].shape != shape or b["target"].shape[1] != 1:
+                raise ValueError(f"every task's target must have shape (B, 1, H, W) = {tuple(shape)} "
+                                 f"(same t and noise for all tasks), got {tuple(b['target'].shape)} for {task!r}")
+        n_tasks, device = len(batches), first.device
+        if t is None:
+            t = torch.rand(shape[0], generator=generator, device=_gen_device(generator, device)).to(device)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, device=_gen_device(generator, device)).to(device)
+        if t.shape != (shape[0],) or noise.shape != shape:
+            raise ValueError(f"t must be ({shape[0]},) and noise {tuple(shape)}, "
+                             f"got {tuple(t.shape)} and {tuple(noise.shape)}")
+        features = TaskFeatures.cat([self.backbone.encode_condition(b["condition"], b["reynolds"], task)
+                                     for task, b in batches.items()])
+        x0 = torch.cat([b["target"] - residual_base(b["condition"], task) for task, b in batches.items()])
+        reynolds = torch.cat([b["reynolds"] for b in batches.values()])
+        t_all, eps = t.repeat(n_tasks), noise.repeat(n_tasks, 1, 1, 1)
+        alpha, sigma = self.schedule(t_all)
+        x_t = alpha * x0 + sigma * eps
+        v_target = alpha * eps - sigma * x0
+        v = self.backbone(x_t, t_all, reynolds, features)
+        return (v.float() - v_target.float()).abs().mean()
+
+    @torch.no_grad()
+    def sample(self, condition: torch.Tensor, reynolds, steps: int = 2, ensemble: int = 1,
+               generator: torch.Generator | None = None, task: str | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """DDIM (eta = 0) samples ``base + residual``, shape (B, ensemble, 1, H, W).
+
+        ``generator`` draws the initial noise (same generator state, same samples); ``noise`` of shape
+        (B * ensemble, 1, H, W) replaces the draw. The task encoder runs once per call.
+        """
+        reynolds, task = prepare_sampling_inputs(self, condition, reynolds, task, steps, ensemble)
+        b, _, h, w = condition.shape
+        k, device = int(ensemble), condition.device
+        features = self.backbone.encode_condition(condition, reynolds, task).repeat(k)
+        reynolds = reynolds.repeat_interleave(k)
+        if noise is None:
+            noise = torch.randn((b * k, 1, h, w), generator=generator, device=_gen_device(generator, device))
+        x = noise.to(device=device, dtype=condition.dtype)
+        if x.shape != (b * k, 1, h, w):
+            raise ValueError(f"noise must have shape {(b * k, 1, h, w)}, got {tuple(x.shape)}")
+        for i in range(int(steps), 0, -1):
+            t = torch.full((b * k,), i / steps, device=device)
+            alpha, sigma = self.schedule(t)
+            alpha_s, sigma_s = self.schedule(torch.full_like(t, (i - 1) / steps))
+            v = self.backbone(x, t, reynolds, features).to(x.dtype)
+            mean = alpha * x - sigma * v
+            eps = alpha * v + sigma * x
+            x = alpha_s * mean + sigma_s * eps
+        return mean.reshape(b, k, 1, h, w) + residual_base(condition, task)[:, None]
+
+
+def _gen_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Draw on the generator's device (a CPU generator gives the same numbers whatever the model's device)."""
+    return generator.device if generator is not None else device

@@ -1,0 +1,209 @@
+"""Building blocks shared by FLEX and its baselines (UNet, UViT).
+
+- ``ResBlock``: the guided-diffusion residual block used by FLEX and the UNet:
+  ``h = conv(SiLU(GN(x)))``, then scale-shift conditioning ``GN(h) * (1 + scale) + shift`` with
+  ``(scale, shift) = Linear(SiLU(emb))``, then ``conv(dropout(SiLU(.)))`` with the last conv
+  zero-initialised, so every block starts as the identity (plus a channel projection).
+  With ``resample="down"`` / ``"up"`` both branches are average-pooled / nearest-upsampled by 2.
+- ``TransformerBlock``: pre-LayerNorm ViT block, with the optional UViT long skip
+  ``x = Linear(concat(x, skip))`` (2D -> D) before attention.
+- ``FourierEmbedding``: random Fourier features of the diffusion time ``sqrt(2) cos(2 pi (f t + phi))``
+  with fixed (buffer, not trained) frequencies ``f ~ N(0, 1)`` and phases ``phi ~ U(0, 1)``.
+- ``ScalarMLP``: ``Linear(1, 2D) - SiLU - Linear(2D, D)``, how a scalar (the Reynolds number) enters.
+
+Convolutions take ``periodic``: circular padding, so a periodic field has no border and no seam.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "conv3x3", "group_norm", "zero_init", "FourierEmbedding", "ScalarMLP", "ResBlock",
+    "Attention", "TransformerBlock", "EmbedSequential", "NoScaleDropout", "interpolate_positions",
+]
+
+
+def conv3x3(in_channels: int, out_channels: int, periodic: bool, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution; circular padding for periodic fields (no seams), zero padding otherwise."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1,
+                     padding_mode="circular" if periodic else "zeros")
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups (as the paper's code); fewer when ``channels`` is not a multiple of 32."""
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+def zero_init(module: nn.Module) -> nn.Module:
+    """Zero every parameter: a residual branch ending in this module starts switched off."""
+    for p in module.parameters():
+        p.detach().zero_()
+    return module
+
+
+class FourierEmbedding(nn.Module):
+    """Random Fourier features of a scalar ``t``: ``sqrt(2) cos(2 pi f t + 2 pi phi)``.
+
+    The frequencies and phases are buffers drawn from a fixed seed, so two models built alike have
+    the same embedding and a checkpoint carries it (they are saved with the weights).
+    """
+
+    def __init__(self, dim: int, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("freqs", 2 * math.pi * torch.randn(dim, generator=g))
+        self.register_buffer("phases", 2 * math.pi * torch.rand(dim, generator=g))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        y = torch.outer(t.float(), self.freqs.float()) + self.phases.float()
+        return y.cos() * math.sqrt(2)
+
+
+class ScalarMLP(nn.Sequential):
+    """``Linear(1, hidden) - SiLU - Linear(hidden, dim)``: embeds one scalar per sample."""
+
+    def __init__(self, dim: int, hidden: int | None = None):
+        hidden = hidden or 2 * dim
+        super().__init__(nn.Linear(1, hidden), nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:  # value: (B,)
+        return super().forward(value.reshape(-1, 1).to(self[0].weight.dtype))
+
+
+class NoScaleDropout(nn.Module):
+    """Drops a whole sample's vector (no 1/(1-p) rescaling): the UViT decoder uses it on the Re embedding."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return x
+        keep = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device).bernoulli_(1 - self.rate)
+        return x * keep.to(x.dtype)
+
+
+class ResBlock(nn.Module):
+    """Residual block conditioned on an embedding by scale and shift (guided-diffusion style).
+
+    ``skip_kernel`` is the kernel of the projection used when the channel count changes: 3 in FLEX,
+    1 in the UNet baseline (the two reference codes differ there).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float, periodic: bool,
+                 resample: str | None = None, skip_kernel: int = 3):
+        super().__init__()
+        if resample not in (None, "down", "up"):
+            raise ValueError(f"resample must be None, 'down' or 'up', got {resample!r}")
+        self.resample = resample
+        self.in_norm = group_norm(in_channels)
+        self.in_conv = conv3x3(in_channels, out_channels, periodic)
+        self.emb_proj = nn.Linear(emb_dim, 2 * out_channels)
+        self.out_norm = group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.out_conv = zero_init(conv3x3(out_channels, out_channels, periodic))
+        if in_channels == out_channels:
+            self.skip = nn.Identity()
+        elif skip_kernel == 3:
+            self.skip = conv3x3(in_channels, out_channels, periodic)
+        else:
+            self.skip = nn.Conv2d(in_channels, out_channels, 1)
+
+    def _resample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resample == "down":
+            return F.avg_pool2d(x, 2)
+        if self.resample == "up":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return x
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.in_norm(x))
+        # resample between the activation and the conv, as in the reference, so the conv sees the new grid
+        h = self.in_conv(self._resample(h))
+        x = self._resample(x)
+        scale, shift = self.emb_proj(F.silu(emb)).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
+        h = self.out_norm(h) * (1 + scale) + shift
+        h = self.out_conv(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class EmbedSequential(nn.ModuleList):
+    """A sequence of layers; those that take the embedding (ResBlocks) get it."""
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)
+        return x
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention (no qkv bias, as the reference), computed with SDPA."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN transformer block; with ``skip=True`` it first fuses a UViT long skip: Linear(2D -> D)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float, skip: bool = False,
+                 gelu_approximate: str = "tanh"):
+        super().__init__()
+        self.skip_linear = nn.Linear(2 * dim, dim) if skip else None
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate=gelu_approximate),
+                                 nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if self.skip_linear is not None:
+            x = self.skip_linear(torch.cat([x, skip], dim=-1))
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def interpolate_positions(pos_embed: torch.Tensor, grid: tuple[int, int], extras: int,
+                          height: int, width: int) -> torch.Tensor:
+    """Positional embedding for a ``height x width`` token grid from one learned on ``grid``.
+
+    The extra (condition) tokens keep theirs; the grid part is resized bicubically, as ViTs do when
+    fine-tuned at a new resolution, so a model trained on crops runs on full fields.
+    """
+    if (height, width) == tuple(grid):
+        return pos_embed
+    head, body = pos_embed[:, :extras], pos_embed[:, extras:]
+    d = body.shape[-1]
+    body = body.reshape(1, grid[0], grid[1], d).permute(0, 3, 1, 2)
+    body = F.interpolate(body.float(), size=(height, width), mode="bicubic", align_corners=False)
+    body = body.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, height * width, d)
+    return torch.cat([head, body], dim=1)
+
+
+def init_linear_xavier(module: nn.Module) -> None:
+    """The ViT initialisation the reference applies: Xavier-uniform Linear weights, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
