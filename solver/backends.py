@@ -71,6 +71,23 @@ class FFTBackend:
         """Inverse of ``forward`` (divides by nx * ny). May overwrite its input on pyfftw."""
         return self._backward(spectrum)
 
+    # --- hot path: no copies, no normalisation ---------------------------------------------
+    # The solver fills a buffer and transforms it in place of the plan; the result may be an internal
+    # buffer of the backend, valid until the next call with the same batch shape.
+    def spectral_buffer(self, lead=()):
+        return self.xp.empty(tuple(lead) + self.local_spectral_shape, dtype=self.complex_dtype)
+
+    def real_buffer(self, lead=()):
+        return self.xp.empty(tuple(lead) + self.local_shape, dtype=self.real_dtype)
+
+    def backward_unscaled(self, spectrum):
+        """Inverse transform without the 1 / (nx ny) factor; may overwrite its input."""
+        return self._backward(spectrum) * (self.shape[0] * self.shape[1])
+
+    def forward_view(self, field):
+        """Forward transform; the result may be a buffer that the next call overwrites."""
+        return self._forward(field)
+
     # --- array helpers ----------------------------------------------------------------------
     def asarray(self, a, dtype=None):
         return self.xp.asarray(a, dtype=dtype)
@@ -91,6 +108,9 @@ class FFTBackend:
     def allsum_array(self, a):
         return self.to_numpy(a)
 
+    def allmax_array(self, a):
+        return np.asarray(a, dtype=np.float64)
+
 
 class NumpyBackend(FFTBackend):
     name = "numpy"
@@ -100,6 +120,10 @@ class NumpyBackend(FFTBackend):
 
     def _backward(self, spectrum):
         return np.fft.irfft2(spectrum, s=self.shape, axes=(-2, -1)).astype(self.real_dtype, copy=False)
+
+    def backward_unscaled(self, spectrum):
+        out = np.fft.irfft2(spectrum, s=self.shape, axes=(-2, -1), norm="forward")
+        return out.astype(self.real_dtype, copy=False)
 
 
 class ScipyBackend(FFTBackend):
@@ -116,6 +140,10 @@ class ScipyBackend(FFTBackend):
 
     def _backward(self, spectrum):
         return self._fft.irfft2(spectrum, s=self.shape, axes=(-2, -1), workers=self.threads)
+
+    def backward_unscaled(self, spectrum):
+        return self._fft.irfft2(spectrum, s=self.shape, axes=(-2, -1), workers=self.threads, norm="forward",
+                                overwrite_x=True)
 
 
 class PyFFTWBackend(FFTBackend):
@@ -150,19 +178,32 @@ class PyFFTWBackend(FFTBackend):
         return plan
 
     def _forward(self, field):
-        plan = self._plan("forward", tuple(field.shape[:-2]))
-        plan.input_array[...] = field
-        plan.execute()
-        return plan.output_array.copy()
+        return self.forward_view(field).copy()
 
     def _backward(self, spectrum):
-        plan = self._plan("backward", tuple(spectrum.shape[:-2]))
-        plan.input_array[...] = spectrum
-        plan.execute()
-        # FFTW's inverse is unnormalised
-        out = plan.output_array.copy()
+        out = self.backward_unscaled(spectrum).copy()
         out *= 1.0 / (self.shape[0] * self.shape[1])
         return out
+
+    def spectral_buffer(self, lead=()):
+        return self._plan("backward", tuple(lead)).input_array
+
+    def real_buffer(self, lead=()):
+        return self._plan("forward", tuple(lead)).input_array
+
+    def forward_view(self, field):
+        plan = self._plan("forward", tuple(field.shape[:-2]))
+        if field is not plan.input_array:
+            plan.input_array[...] = field
+        plan.execute()
+        return plan.output_array
+
+    def backward_unscaled(self, spectrum):
+        plan = self._plan("backward", tuple(spectrum.shape[:-2]))
+        if spectrum is not plan.input_array:
+            plan.input_array[...] = spectrum
+        plan.execute()
+        return plan.output_array
 
 
 class CupyBackend(FFTBackend):
@@ -182,6 +223,9 @@ class CupyBackend(FFTBackend):
 
     def _backward(self, spectrum):
         return self.xp.fft.irfft2(spectrum, s=self.shape, axes=(-2, -1))
+
+    def backward_unscaled(self, spectrum):
+        return self.xp.fft.irfft2(spectrum, s=self.shape, axes=(-2, -1), norm="forward")
 
     def to_numpy(self, a):
         return self.xp.asnumpy(a) if isinstance(a, self.xp.ndarray) else np.asarray(a)
@@ -231,12 +275,15 @@ class MPIBackend(FFTBackend):
             self._pfft.forward(np.ascontiguousarray(field[idx]), out[idx], normalize=False)
         return out
 
-    def _backward(self, spectrum):
+    def _backward(self, spectrum, normalize=True):
         lead = spectrum.shape[:-2]
         out = np.empty(lead + self.local_shape, dtype=self.real_dtype)
         for idx in np.ndindex(*lead):
-            self._pfft.backward(np.ascontiguousarray(spectrum[idx]), out[idx], normalize=True)
+            self._pfft.backward(np.ascontiguousarray(spectrum[idx]), out[idx], normalize=normalize)
         return out
+
+    def backward_unscaled(self, spectrum):
+        return self._backward(spectrum, normalize=False)
 
     def allsum(self, value):
         return self.comm.allreduce(float(value), op=self._MPI.SUM)
@@ -248,6 +295,12 @@ class MPIBackend(FFTBackend):
         a = np.ascontiguousarray(a)
         out = np.empty_like(a)
         self.comm.Allreduce(a, out, op=self._MPI.SUM)
+        return out
+
+    def allmax_array(self, a):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        out = np.empty_like(a)
+        self.comm.Allreduce(a, out, op=self._MPI.MAX)
         return out
 
 
