@@ -1,0 +1,637 @@
+"""``flexcouple generate``: simulate the cases of a data-set config and store them in the Well's layout.
+
+Work plan: every (split, parameter set, trajectory) is one task. A task integrates the solver from a
+random initial vorticity (seed from the split and the trajectory index) through the spin-up and
+records ``snapshots`` fields ``interval`` apart. Finished tasks are checkpointed atomically in
+``<out>/.work/<split>/<file stem>/traj_XXXX.npz``; when all trajectories of a parameter set exist they
+are merged into ``<out>/data/<split>/<file stem>.hdf5`` (written under a temporary name, renamed) and
+the checkpoints are deleted. Re-running the same command therefore skips finished files and
+finished trajectories; ``kill -9`` loses at most the trajectories being integrated.
+
+Under MPI (``mpiexec -n P flexcouple generate ...``) tasks are dealt round-robin to the ranks, each
+rank checkpoints its own trajectories, and rank 0 merges after a barrier (h5py from PyPI has no
+parallel HDF5). ``--slab`` instead runs every trajectory on all ranks with the solver's slab
+decomposition (``comm=``) and rank 0 gathers and writes: useful when one field is too large for a rank.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flexcouple.data import well
+from flexcouple.data.config import (
+    COARSEN_METHODS, SPLITS, Case, DataConfig, load_config, load_preset, preset_names, to_toml,
+)
+
+WORK_DIR = ".work"
+CONFIG_FILE = "config.toml"
+
+
+class UnderResolvedWarning(UserWarning):
+    """E(k) at the dealiasing cutoff is not negligible against its peak: the grid is too coarse."""
+
+
+@dataclass(frozen=True)
+class Task:
+    split: str
+    case: Case
+    index: int
+    seed: int
+
+
+# ---- one trajectory --------------------------------------------------------------------------
+def solver_kwargs(cfg: DataConfig, case: Case) -> dict:
+    kw = dict(
+        forcing="kolmogorov" if cfg.forcing == "kolmogorov" else None,
+        forcing_wavenumber=case.forcing_wavenumber, drag=cfg.drag, boundary=case.boundary,
+        backend=cfg.backend, dtype=cfg.solver_dtype, dealias=cfg.dealias, cfl=cfg.cfl,
+        max_dt=cfg.max_dt, penalization=cfg.penalization,
+    )
+    if case.boundary == "channel":
+        kw["pressure_gradient"] = cfg.pressure_gradient
+    if case.boundary in ("cylinder", "square"):
+        kw["inflow_velocity"] = cfg.inflow_velocity
+    return kw
+
+
+def cutoff_shell(n: int, dealias: bool) -> int:
+    """Largest wavenumber shell fully inside the kept modes: |k| < n/3 (2/3 rule) or n/2."""
+    cutoff = n / 3.0 if dealias else n / 2.0
+    return int(np.ceil(cutoff)) - 1
+
+
+def resolution_ratio(sim, omega, n: int, dealias: bool) -> float:
+    """E(k_cutoff) / max_k E(k) of one field (the resolution check recorded in every file)."""
+    k, e = sim.spectrum(omega)
+    kc = cutoff_shell(n, dealias)
+    peak = float(np.max(e))
+    return float(e[kc] / peak) if peak > 0 else 0.0
+
+
+def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> dict | None:
+    """Integrate one trajectory. Returns the checkpoint dict (on rank 0 of ``comm``; None elsewhere)."""
+    from solver import NavierStokes2D, SolverBlowUp, random_field
+
+    n = cfg.n
+    sim = NavierStokes2D(n, case.reynolds, comm=comm, **solver_kwargs(cfg, case))
+    omega0 = random_field(n, seed, peak_wavenumber=cfg.ic_peak_wavenumber, energy=cfg.ic_energy,
+                          boundary=case.boundary if case.boundary == "free-slip" else "periodic")
+    distributed = comm is not None and comm.size > 1
+    if distributed:
+        omega0 = np.ascontiguousarray(omega0[sim.backend.physical_slice[0]])
+    times = np.asarray(cfg.times())
+    try:
+        snaps = sim.trajectory(omega0, times)
+    except SolverBlowUp as exc:
+        raise RuntimeError(f"the solver blew up for Re={case.reynolds:g}, boundary={case.boundary}, "
+                           f"seed={seed} ({exc}); use a finer grid n, a smaller cfl or a lower Re") from None
+    stats = dict(sim.last_stats)
+    # resolution check on the first, middle and last snapshot (spectrum() is global under MPI)
+    picks = sorted({0, len(times) // 2, len(times) - 1})
+    ratio = max(resolution_ratio(sim, snaps[i], n, cfg.dealias) for i in picks)
+    velocity = None
+    if cfg.store_velocity:
+        velocity = np.stack([np.stack([np.asarray(sim.backend.to_numpy(c)) for c in sim.velocity(s)], axis=-1)
+                             for s in snaps])
+    settings = sim.settings()
+    solid = getattr(sim, "solid_fraction", None)
+    if solid is not None:
+        solid = np.asarray(sim.backend.to_numpy(solid))
+        solid = solid[:, :n]
+    if distributed:
+        parts = comm.gather((snaps, velocity, solid), root=0)
+        if comm.rank != 0:
+            return None
+        snaps = np.concatenate([p[0] for p in parts], axis=1)
+        velocity = None if velocity is None else np.concatenate([p[1] for p in parts], axis=1)
+        solid = None if solid is None else np.concatenate([p[2] for p in parts], axis=0)
+    storage = np.dtype(cfg.dtype)
+    if not np.all(np.isfinite(snaps)):
+        raise RuntimeError(f"non-finite vorticity for Re={case.reynolds:g}, boundary={case.boundary}, seed={seed}; "
+                           f"use a finer grid n, a smaller cfl or a lower Re")
+    out = {
+        "vorticity": snaps.astype(storage),
+        "seed": np.int64(seed),
+        "steps": np.int64(stats.get("steps", 0)),
+        "dt_min": np.float64(stats.get("dt_min", np.nan)),
+        "dt_mean": np.float64(stats.get("dt_mean", np.nan)),
+        "dt_max": np.float64(stats.get("dt_max", np.nan)),
+        "cfl_max": np.float64(stats.get("cfl_max", np.nan)),
+        "wall_time_s": np.float64(stats.get("wall_time_s", np.nan)),
+        "resolution_ratio": np.float64(ratio),
+        "settings_json": np.array(json.dumps(settings, default=str)),
+    }
+    if velocity is not None:
+        out["velocity"] = velocity.astype(storage)
+    if solid is not None:
+        out["solid"] = solid.astype(np.float32)
+    return out
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+def checkpoint_path(out: Path, task: Task, physics: str) -> Path:
+    return out / WORK_DIR / task.split / task.case.stem(physics) / f"traj_{task.index:04d}.npz"
+
+
+def save_checkpoint(path: Path, record: dict) -> None:
+    with well.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **record)
+
+
+def load_checkpoint(path: Path, cfg: DataConfig) -> dict | None:
+    """A finished trajectory, or None when the file is missing or damaged (then it is recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            rec = {k: z[k] for k in z.files}
+    except Exception:  # a damaged checkpoint is recomputed, never trusted
+        return None
+    w = rec.get("vorticity")
+    if w is None or w.shape != (cfg.snapshots, cfg.n, cfg.n) or (cfg.store_velocity and "velocity" not in rec):
+        return None
+    return rec
+
+
+# ---- provenance ------------------------------------------------------------------------------
+def git_commit() -> str:
+    """The source tree's commit (with '-dirty' when it has local changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict:
+    import h5py
+
+    from flexcouple import __version__
+    return {"flexcouple": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
+            "python": platform.python_version()}
+
+
+# ---- the data set ----------------------------------------------------------------------------
+def plan(cfg: DataConfig) -> list[Task]:
+    tasks = []
+    for split in cfg.split_names():
+        for case in cfg.cases(split):
+            for i in range(cfg.trajectories(split)):
+                tasks.append(Task(split, case, i, cfg.ic_seed(split, i)))
+    return tasks
+
+
+def data_path(out: Path, split: str, case: Case, physics: str) -> Path:
+    return out / "data" / split / f"{case.stem(physics)}.hdf5"
+
+
+def _prepare_root(cfg: DataConfig, out: Path, overwrite: bool, log) -> None:
+    """Rank 0: refuse foreign or differently-configured directories, clean up after killed runs."""
+    meta_path = out / well.METADATA_FILE
+    config_hash = cfg.config_hash()
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            old_hash = meta["config_hash"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise well.WellFormatError(f"{meta_path}: damaged data-set metadata; delete the directory "
+                                       f"{out} or pass --overwrite") from None
+        if old_hash != config_hash:
+            if not overwrite:
+                raise FileExistsError(
+                    f"{out} holds a data set made with another config (hash {old_hash[:12]}, this one "
+                    f"{config_hash[:12]}); pass --overwrite to replace it, or choose another --out")
+            log(f"--overwrite: removing the data set in {out} (config {old_hash[:12]})")
+            _remove_dataset(out)
+    elif out.exists() and any(out.iterdir()):
+        if (out / "data").exists() or (out / WORK_DIR).exists():
+            if not overwrite:
+                raise FileExistsError(f"{out} has data/ but no {well.METADATA_FILE}: not a flexcouple data set "
+                                      f"(or a damaged one); choose an empty directory or pass --overwrite")
+            _remove_dataset(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for p in well.remove_stale_temporaries(out):
+        log(f"removed a temporary file left by an interrupted run: {p}")
+    # nothing but our own files may sit in data/<split>/: the Well's reader globs *.hdf5
+    expected = {data_path(out, s, c, cfg.physics) for s in cfg.split_names() for c in cfg.cases(s)}
+    data_dir = out / "data"
+    if data_dir.exists():
+        for p in sorted(data_dir.rglob("*")):
+            if p.is_file() and p not in expected:
+                raise FileExistsError(f"{p}: not part of this data set (config {config_hash[:12]}); remove it "
+                                      f"or pass --overwrite to regenerate the whole data set")
+    for p in sorted(expected):
+        if p.exists():
+            well.validate_file(p, config_hash=config_hash)
+    meta = {"format": "flexcouple data set", "format_version": well.FORMAT_VERSION, "name": cfg.name,
+            "config_hash": config_hash, "status": "generating", "config": cfg.to_dict()}
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old.get("status") == "complete":
+            meta = old  # keep the statistics of a complete set; re-running only re-checks it
+    well.write_json_atomic(meta_path, meta)
+    well.write_text_atomic(out / CONFIG_FILE, to_toml(cfg))
+
+
+def _pending(cfg: DataConfig, out: Path, tasks: list[Task]) -> list[Task]:
+    """Tasks whose file is not written and whose checkpoint is missing or damaged."""
+    return [t for t in tasks if not data_path(out, t.split, t.case, cfg.physics).exists()
+            and load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg) is None]
+
+
+def _remove_dataset(out: Path) -> None:
+    """Delete only what this package writes (never unknown files the user keeps beside it)."""
+    for name in ("data", WORK_DIR):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+    for p in list(out.glob("*.yaml")) + [out / well.METADATA_FILE, out / CONFIG_FILE]:
+        if p.exists():
+            p.unlink()
+
+
+def _mpi_comm():
+    """COMM_WORLD when launched by mpiexec with more than one rank, else None (no MPI import)."""
+    launched = any(v in os.environ for v in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))
+    if not launched:
+        return None
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    return comm if comm.size > 1 else None
+
+
+def _collective(comm, fn, *args):
+    """Run fn on rank 0 and share its result; an exception there is raised on every rank."""
+    result, error = None, None
+    if comm is None or comm.rank == 0:
+        try:
+            result = fn(*args)
+        except Exception as exc:  # re-raised below on every rank so that none hangs in a barrier
+            error = exc
+    if comm is not None:
+        result, error = comm.bcast((result, error), root=0)
+    if error is not None:
+        raise error
+    return result
+
+
+def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm="auto", slab: bool = False,
+             progress: bool = True, log=None) -> dict:
+    """Generate (or finish) the data set of ``cfg`` in ``out``; returns the data-set metadata dict.
+
+    ``comm``: "auto" (MPI COMM_WORLD when run under mpiexec), None, or an mpi4py communicator.
+    """
+    cfg.validate()
+    out = Path(out)
+    if comm == "auto":
+        comm = _mpi_comm()
+    rank = 0 if comm is None else comm.rank
+    size = 1 if comm is None else comm.size
+    if log is None:
+        def log(msg):
+            if rank == 0:
+                print(msg, file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    _collective(comm, _prepare_root, cfg, out, overwrite, log)
+    config_hash = cfg.config_hash()
+
+    tasks = plan(cfg)
+    # decided on rank 0 alone: the other ranks must not see checkpoints rank 0 is already writing
+    todo = _collective(comm, _pending, cfg, out, tasks)
+    n_done_before = len(tasks) - len(todo)
+    if slab or size == 1:
+        mine = todo
+    else:
+        mine = todo[rank::size]
+    if rank == 0:
+        log(f"{cfg.name}: {len(tasks)} trajectories ({n_done_before} already done), {cfg.snapshots} snapshots "
+            f"of {cfg.n}x{cfg.n} each, {size} rank(s){' (slab-decomposed)' if slab and size > 1 else ''}")
+
+    error = None
+    t_work = time.perf_counter()
+    bar = None
+    if progress and mine and (size == 1 or (slab and rank == 0)):
+        from tqdm import tqdm
+        bar = tqdm(total=len(mine), desc="trajectories", unit="traj", file=sys.stderr, dynamic_ncols=True)
+    snapshots_done = 0
+    try:
+        for i, task in enumerate(mine):
+            record = simulate_trajectory(cfg, task.case, task.seed, comm=comm if slab else None)
+            if record is not None:
+                save_checkpoint(checkpoint_path(out, task, cfg.physics), record)
+                if record["resolution_ratio"] > cfg.resolution_tolerance:
+                    msg = (f"under-resolved: {task.split} Re={task.case.reynolds:g} {task.case.boundary} seed={task.seed}: "
+                           f"E(k_cutoff)/E_peak = {float(record['resolution_ratio']):.2e} > {cfg.resolution_tolerance:g}; "
+                           f"use a larger n or a lower Re")
+                    warnings.warn(msg, UnderResolvedWarning, stacklevel=2)
+            snapshots_done += cfg.snapshots
+            if bar is not None:
+                bar.update(1)
+            elif progress and size > 1 and not slab:
+                elapsed = time.perf_counter() - t_work
+                eta = elapsed / (i + 1) * (len(mine) - i - 1)
+                print(f"[rank {rank}/{size}] {i + 1}/{len(mine)} trajectories, {elapsed:.0f} s, "
+                      f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+    except Exception as exc:  # shared below so that no rank waits forever in the barrier
+        error = exc
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t_work
+    if comm is not None:
+        errors = comm.allgather(None if error is None else (rank, f"{type(error).__name__}: {error}"))
+        errors = [e for e in errors if e is not None]
+        if progress and not slab:
+            print(f"[rank {rank}/{size}] done: {len(mine)} trajectories, {snapshots_done} snapshots in "
+                  f"{elapsed:.1f} s", file=sys.stderr, flush=True)
+        if errors:
+            if error is not None:
+                raise error
+            r, msg = errors[0]
+            raise RuntimeError(f"rank {r} failed: {msg}")
+    elif error is not None:
+        raise error
+
+    meta = _collective(comm, _finish, cfg, out, config_hash, size, slab, time.perf_counter() - start, log)
+    return meta
+
+
+def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool, wall: float, log) -> dict:
+    """Rank 0: merge checkpoints into files, compute training statistics, write the metadata files."""
+    commit, versions = git_commit(), _versions()
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    files: dict[str, list[str]] = {}
+    warnings_list = []
+    for split in cfg.split_names():
+        files[split] = []
+        for case in cfg.cases(split):
+            path = data_path(out, split, case, cfg.physics)
+            files[split].append(str(path.relative_to(out)))
+            if path.exists():
+                continue
+            tasks = [Task(split, case, i, cfg.ic_seed(split, i)) for i in range(cfg.trajectories(split))]
+            records = []
+            for t in tasks:
+                rec = load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg)
+                if rec is None:
+                    raise RuntimeError(f"trajectory {t.index} of {path.name} is missing after the run; re-run the command")
+                records.append(rec)
+            _merge(cfg, case, split, path, records, config_hash, commit, versions, created, ranks, slab)
+            shutil.rmtree(checkpoint_path(out, tasks[0], cfg.physics).parent, ignore_errors=True)
+    work = out / WORK_DIR
+    if work.exists():
+        shutil.rmtree(work, ignore_errors=True)
+
+    # resolution warnings from the files themselves (complete on re-runs too)
+    for split, paths in files.items():
+        for rel in paths:
+            prov = well.read_provenance(out / rel)
+            ratios = prov["trajectories"].get("resolution_ratio", [])
+            if ratios and max(ratios) > cfg.resolution_tolerance:
+                warnings_list.append(f"{rel}: under-resolved, max E(k_cutoff)/E_peak = {max(ratios):.2e} "
+                                     f"> {cfg.resolution_tolerance:g}")
+    stats = training_statistics(out, files["train"])
+    summaries = {split: [well.validate_file(out / rel, config_hash=config_hash) for rel in paths]
+                 for split, paths in files.items()}
+    meta = {
+        "format": "flexcouple data set", "format_version": well.FORMAT_VERSION, "name": cfg.name,
+        "config_hash": config_hash, "status": "complete", "created": created,
+        "package_versions": versions, "git_commit": commit,
+        "normalization": {"mean": stats["mean"]["vorticity"], "std": stats["std"]["vorticity"],
+                          "source": "train split, all trajectories and snapshots"},
+        "splits": {split: {"files": paths,
+                           "reynolds": sorted({s["parameters"]["Re"] for s in summaries[split]}),
+                           "boundaries": sorted({c.boundary for c in cfg.cases(split)}),
+                           "forcing_wavenumbers": sorted({c.forcing_wavenumber for c in cfg.cases(split)}),
+                           "trajectories_per_file": cfg.trajectories(split),
+                           "ood": split not in SPLITS}
+                   for split, paths in files.items()},
+        "snapshots": cfg.snapshots, "n": cfg.n, "times": cfg.times(),
+        "coarse": {"method": cfg.coarsen_method, "factors": cfg.coarsen_factors, "stored": cfg.store_coarse},
+        "warnings": warnings_list,
+        "generation_wall_time_s": wall, "ranks": ranks,
+        "config": cfg.to_dict(),
+    }
+    well.write_text_atomic(out / well.STATS_FILE, well.to_yaml(stats))
+    well.write_text_atomic(out / f"{cfg.name}.yaml", well.to_yaml(_well_metadata(cfg, files, summaries)))
+    well.write_json_atomic(out / well.METADATA_FILE, meta)
+    for w in warnings_list:
+        log(f"warning: {w}")
+    log(f"data set complete in {out} ({sum(len(v) for v in files.values())} files)")
+    return meta
+
+
+def _merge(cfg, case, split, path, records, config_hash, commit, versions, created, ranks, slab) -> None:
+    x = 2 * np.pi * np.arange(cfg.n) / cfg.n
+    settings = json.loads(str(records[0]["settings_json"]))
+    parameters = {"Re": case.reynolds, "viscosity": 1.0 / case.reynolds, "drag": float(cfg.drag),
+                  "forcing_wavenumber": float(case.forcing_wavenumber if cfg.forcing == "kolmogorov" else 0)}
+    if case.boundary == "channel":
+        parameters["pressure_gradient"] = float(cfg.pressure_gradient)
+    if case.boundary in ("cylinder", "square"):
+        parameters["inflow_velocity"] = float(cfg.inflow_velocity)
+    dts = np.array([[float(r["dt_min"]), float(r["dt_mean"]), float(r["dt_max"])] for r in records])
+    ratios = [float(r["resolution_ratio"]) for r in records]
+    provenance = {
+        "package_version": versions["flexcouple"], "git_commit": commit, "created": created,
+        "versions": json.dumps(versions), "host": platform.node(),
+        "config_toml": to_toml(cfg), "config_hash": config_hash,
+        "solver_settings": json.dumps(settings), "integrator": settings.get("integrator", ""),
+        "ranks": ranks, "slab_decomposition": bool(slab and ranks > 1),
+        "dt_min": float(dts[:, 0].min()), "dt_mean": float(dts[:, 1].mean()), "dt_max": float(dts[:, 2].max()),
+        "wall_time_s": float(sum(float(r["wall_time_s"]) for r in records)),
+        "resolution_check": "E(k_cutoff) / max_k E(k) on the first, middle and last snapshot (max taken); "
+                            f"k_cutoff = {cutoff_shell(cfg.n, cfg.dealias)}",
+        "resolution_ratio_max": max(ratios), "resolution_tolerance": cfg.resolution_tolerance,
+        "under_resolved": bool(max(ratios) > cfg.resolution_tolerance),
+        "initial_condition": json.dumps({"kind": "random_field", "peak_wavenumber": cfg.ic_peak_wavenumber,
+                                         "energy": cfg.ic_energy}),
+    }
+    trajectories = []
+    for r in records:
+        t = {k: r[k] for k in ("vorticity", "seed", "steps", "dt_min", "dt_mean", "dt_max", "cfl_max",
+                               "wall_time_s", "resolution_ratio")}
+        t["velocity"] = r.get("velocity")
+        trajectories.append(t)
+    coarse = ({f"{cfg.coarsen_method}_x{f}": (f, cfg.coarsen_method) for f in cfg.coarsen_factors}
+              if cfg.store_coarse else None)
+    attrs = {"physics": cfg.physics, "boundary": case.boundary, "split": split, "config_hash": config_hash,
+             "package_version": versions["flexcouple"], "git_commit": commit}
+    solid = records[0].get("solid")
+    well.write_parameter_set(path, dataset_name=cfg.name, trajectories=trajectories, times=np.asarray(cfg.times()),
+                             x=x, y=x, boundary=case.boundary, parameters=parameters, attrs=attrs,
+                             provenance_attrs=provenance, dtype=cfg.dtype, solid=solid, coarse=coarse)
+
+
+def training_statistics(out: Path, train_files: list[str]) -> dict:
+    """Mean, std and rms of every field and of its one-step change, over the whole training split
+    (the Well's stats.yaml keys). Accumulated in float64, one trajectory at a time."""
+    acc: dict[str, dict[str, np.ndarray]] = {}
+
+    def add(name, key, arr):
+        a = np.asarray(arr, dtype=np.float64)
+        axes = tuple(range(a.ndim - 1)) if name == "velocity" else None
+        s = acc.setdefault(f"{name}/{key}", {"n": 0, "sum": 0.0, "sumsq": 0.0})
+        s["n"] += a.size // (a.shape[-1] if name == "velocity" else 1)
+        s["sum"] = s["sum"] + a.sum(axis=axes)
+        s["sumsq"] = s["sumsq"] + (a * a).sum(axis=axes)
+
+    for rel in train_files:
+        with well.open_file(out / rel) as f:
+            w = f["t0_fields/vorticity"]
+            u = f["t1_fields/velocity"] if "velocity" in f["t1_fields"] else None
+            for i in range(w.shape[0]):
+                wi = w[i]
+                add("vorticity", "value", wi)
+                add("vorticity", "delta", np.diff(wi, axis=0))
+                if u is not None:
+                    ui = u[i]
+                    add("velocity", "value", ui)
+                    add("velocity", "delta", np.diff(ui, axis=0))
+    stats: dict[str, dict] = {k: {} for k in ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")}
+    for key, s in acc.items():
+        name, kind = key.split("/")
+        mean = s["sum"] / max(s["n"], 1)
+        ms = s["sumsq"] / max(s["n"], 1)
+        std = np.sqrt(np.maximum(ms - mean**2, 0.0))
+        rms = np.sqrt(ms)
+        suffix = "" if kind == "value" else "_delta"
+        for stat, val in (("mean", mean), ("std", std), ("rms", rms)):
+            stats[stat + suffix][name] = val.tolist() if isinstance(val, np.ndarray) else float(val)
+    return stats
+
+
+def _well_metadata(cfg: DataConfig, files: dict, summaries: dict) -> dict:
+    """The Well's per-data-set metadata file (<dataset_name>.yaml)."""
+    bc_types = set()
+    for split in files:
+        for c in cfg.cases(split):
+            bc_types.update(spec["bc_type"] for spec in well.boundary_groups(c.boundary, cfg.n).values())
+    n_files = sum(len(v) for v in files.values())
+    n_sims = sum(s["n_trajectories"] for v in summaries.values() for s in v)
+    scalars = ["Re", "viscosity", "drag", "forcing_wavenumber"]
+    return {
+        "dataset_name": cfg.name, "n_spatial_dims": 2, "spatial_resolution": [cfg.n, cfg.n],
+        "scalar_names": [], "constant_scalar_names": scalars,
+        "field_names": {0: ["vorticity"], 1: ["velocity_x", "velocity_y"] if cfg.store_velocity else [], 2: []},
+        "constant_field_names": {0: [], 1: [], 2: []},
+        "boundary_condition_types": sorted(bc_types),
+        "n_files": n_files, "n_simulations": n_sims,
+        "n_steps_per_simulation": [cfg.snapshots] * n_sims,
+        "grid_type": "cartesian",
+    }
+
+
+# ---- command line ----------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--config", type=Path, help="data-set config file (TOML, or JSON)")
+    src.add_argument("--preset", help="a shipped preset (default: tiny); one of " + ", ".join(_safe_presets()))
+    parser.add_argument("--out", type=Path, help="output directory of the data set")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a data set in --out that was made with another config")
+    parser.add_argument("--slab", action="store_true",
+                        help="under MPI: split each trajectory over all ranks (solver slab decomposition) "
+                             "instead of dealing trajectories to ranks")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar / per-rank lines")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (files, trajectories) and exit")
+    g = parser.add_argument_group("overrides of common config fields")
+    g.add_argument("--name")
+    g.add_argument("--n", type=int, help="fine grid size n (n x n)")
+    g.add_argument("--reynolds", type=_float_list, help="training Reynolds numbers, comma-separated")
+    g.add_argument("--boundaries", type=_str_list, help="training boundary conditions, comma-separated")
+    g.add_argument("--forcing-wavenumber", type=int)
+    g.add_argument("--train", type=int, help="training trajectories per case")
+    g.add_argument("--valid", type=int, help="validation trajectories per case")
+    g.add_argument("--test", type=int, help="test trajectories per case")
+    g.add_argument("--spinup", type=float, help="spin-up time before the first snapshot")
+    g.add_argument("--snapshots", type=int, help="snapshots per trajectory")
+    g.add_argument("--interval", type=float, help="time between snapshots")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--backend", help="solver backend: numpy, scipy, pyfftw, cupy")
+    g.add_argument("--dtype", help="storage dtype: float32 (default) or float64")
+    g.add_argument("--coarsen-method", choices=COARSEN_METHODS)
+    g.add_argument("--coarsen-factors", type=_int_list)
+    g.add_argument("--store-coarse", action="store_true", default=None, help="also store coarse fields")
+    g.add_argument("--no-velocity", action="store_true", help="do not store t1_fields/velocity")
+    g.add_argument("--no-ood", action="store_true", help="drop the out-of-distribution sets")
+
+
+def _safe_presets():
+    try:
+        return preset_names()
+    except Exception:  # pragma: no cover - help text only
+        return ["tiny", "default", "large"]
+
+
+def _float_list(s: str) -> list[float]:
+    try:
+        return [float(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        return [int(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def _str_list(s: str) -> list[str]:
+    return [v.strip() for v in s.split(",") if v.strip()]
+
+
+OVERRIDES = ("name", "n", "reynolds", "boundaries", "forcing_wavenumber", "train", "valid", "test", "spinup",
+             "snapshots", "interval", "seed", "backend", "dtype", "coarsen_method", "coarsen_factors", "store_coarse")
+
+
+def config_from_args(args) -> DataConfig:
+    cfg = load_config(args.config) if args.config else load_preset(args.preset or "tiny")
+    changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k, None) is not None}
+    if getattr(args, "no_velocity", False):
+        changes["store_velocity"] = False
+    if getattr(args, "no_ood", False):
+        changes["ood"] = []
+    return cfg.replace(**changes).validate()
+
+
+def run(args) -> int:
+    cfg = config_from_args(args)
+    if args.print_config:
+        print(to_toml(cfg), end="")
+        return 0
+    if args.dry_run:
+        tasks = plan(cfg)
+        for split in cfg.split_names():
+            for case in cfg.cases(split):
+                print(f"data/{split}/{case.stem(cfg.physics)}.hdf5: {cfg.trajectories(split)} trajectories")
+        print(f"{len(tasks)} trajectories x {cfg.snapshots} snapshots of {cfg.n}x{cfg.n}; simulated time per "
+              f"trajectory {cfg.times()[-1]:g}")
+        return 0
+    if args.out is None:
+        raise ValueError("--out DIR is required (the directory to write the data set to)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnderResolvedWarning)  # summarised once at the end instead
+        generate(cfg, args.out, overwrite=args.overwrite, slab=args.slab, progress=not args.no_progress)
+    return 0
