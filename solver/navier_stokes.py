@@ -42,6 +42,7 @@ class RunStats:
     wall_time_s: float = 0.0
 
     def record(self, dt: float, cfl: float):
+        dt, cfl = float(dt), float(cfl)
         self.steps += 1
         self.dt_min = min(self.dt_min, dt)
         self.dt_max = max(self.dt_max, dt)
