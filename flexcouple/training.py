@@ -1,0 +1,396 @@
+"""Training FLEX and its baselines: one readable loop (nanoGPT style), data-parallel, resumable.
+
+``flexcouple train --data DIR --task superres|forecast|both --model flex|unet|uvit|regression --size tiny``
+
+What one step does (global batch ``B`` split over ``W`` processes)::
+
+    lr        = warm-up then cosine (a function of the step)
+    batches   = the step's samples: a permutation of each data set per epoch, drawn from (seed, epoch),
+                so the data order is a function of the step (exact resume, same order for any W)
+    t, noise  = drawn for the GLOBAL batch from (seed, step); each process takes its slice
+    loss      = L1 on v (diffusion) or on the residual (regression); multi-task: both tasks share t, noise
+    backward, all-reduce (DDP), clip the gradient norm to 1.0, AdamW or Lion step, EMA update
+
+Dropout draws from the global torch RNG, re-seeded from (seed, step, rank) at every step: resuming
+needs no RNG state and a run is deterministic for a seed. bf16 autocast on CUDA (``--no-amp`` turns
+it off); full precision on CPU. Checkpoints (EMA weights for inference + raw weights, optimizer
+moments for resume; safetensors + JSON) every ``--checkpoint-every`` steps, at the end and on Ctrl-C.
+Validation RFNE (``||pred - true|| / ||true||`` on de-normalised vorticity, EMA weights, 2-step
+sampler) every ``--val-every`` steps.
+
+Multi-process: ``torchrun --nproc-per-node N -m flexcouple.cli train ...`` (gloo on CPU, nccl on GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import inspect
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+__all__ = ["TrainConfig", "train", "add_arguments", "run", "step_indices", "step_noise", "rfne"]
+
+TASK_CHOICES = {"superres": ("superres",), "forecast": ("forecast",), "both": ("superres", "forecast")}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; stored in the checkpoint, so a run can be read and repeated."""
+
+    out: str = "runs/flex"            # checkpoint directory
+    task: str = "superres"            # superres | forecast | both
+    model: str = "flex"               # flex | unet | uvit | regression
+    size: str = "tiny"                # tiny | small | medium | big
+    cond_snapshots: int = 2           # past snapshots the forecast task conditions on
+    match_params: bool = False        # baselines: width chosen to match FLEX's parameter count
+    dropout: float | None = None      # override the preset's dropout (0.1)
+    steps: int = 2000                 # optimisation steps in total
+    batch_size: int = 8               # global batch (over all processes), per task
+    optimizer: str = "adamw"          # adamw | lion
+    lr: float = 2e-4                  # peak learning rate (paper: 1e-5 with Lion, minFLEX 2e-4 AdamW)
+    betas: tuple[float, float] | None = None
+    weight_decay: float = 0.0
+    warmup: int = 100                 # linear warm-up steps
+    min_lr_ratio: float = 0.0         # cosine decays to this fraction of lr
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    checkpoint_every: int = 500
+    val_every: int = 500
+    val_batches: int = 4
+    sample_steps: int = 2
+    seed: int = 0
+    workers: int = 0                  # DataLoader worker processes
+    device: str = "auto"              # auto | cpu | cuda
+    amp: bool = True                  # bf16 autocast on CUDA (never on CPU)
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.task not in TASK_CHOICES:
+            raise ValueError(f"task must be one of {list(TASK_CHOICES)}, got {self.task!r}")
+        if self.model not in ("flex", "unet", "uvit", "regression"):
+            raise ValueError(f"model must be flex, unet, uvit or regression, got {self.model!r}")
+        for name in ("steps", "batch_size", "checkpoint_every", "val_batches", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError("lr and grad_clip must be positive")
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return TASK_CHOICES[self.task]
+
+
+# ---- determinism helpers -----------------------------------------------------------------------
+
+def _mix(*numbers: int) -> int:
+    """A 63-bit seed from several integers (distinct inputs give unrelated streams)."""
+    h = 0x9E3779B97F4A7C15
+    for n in numbers:
+        h = (h ^ (int(n) + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def step_indices(n_items: int, batch_size: int, step: int, seed: int, stream: int = 0) -> list[int]:
+    """The global batch of data-set indices at ``step``: epoch-wise permutations, drop-last."""
+    per_epoch = n_items // batch_size
+    if per_epoch < 1:
+        raise ValueError(f"the data set has {n_items} items, fewer than the batch size {batch_size}")
+    epoch, i = divmod(step, per_epoch)
+    perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(_mix(seed, stream, epoch)))
+    return perm[i * batch_size:(i + 1) * batch_size].tolist()
+
+
+def step_noise(step: int, seed: int, batch_size: int, shape: tuple[int, int, int]):
+    """Diffusion time ``t`` (B,) and noise (B, C, H, W) of the GLOBAL batch at ``step``."""
+    g = torch.Generator().manual_seed(_mix(seed, 7919, step))
+    return torch.rand(batch_size, generator=g), torch.randn((batch_size,) + tuple(shape), generator=g)
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields this process's slice of each step's global batch, from ``start`` to ``stop``."""
+
+    def __init__(self, n_items, batch_size, seed, stream, start, stop, rank, world):
+        self.args = (n_items, batch_size, seed, stream)
+        self.start, self.stop, self.rank, self.local = start, stop, rank, batch_size // world
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            idx = step_indices(*self.args[:3], step, self.args[3])
+            yield idx[self.rank * self.local:(self.rank + 1) * self.local]
+
+    def __len__(self):
+        return self.stop - self.start
+
+
+def rfne(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Relative Frobenius norm error per sample, ``||pred - true||_2 / ||true||_2``."""
+    diff = (pred - true).flatten(1).norm(dim=1)
+    return diff / true.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
+# ---- distributed ---------------------------------------------------------------------------------
+
+def _setup(config: TrainConfig) -> tuple[torch.device, int, int]:
+    """Device, rank, world size; initialises torch.distributed when launched by torchrun."""
+    want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA GPU")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if want_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local), rank, world
+    return torch.device("cpu"), rank, world
+
+
+def _to(batch: Mapping, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+# ---- the loop -------------------------------------------------------------------------------------
+
+def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = None, *,
+          normalization: Mapping | None = None, data_info: Mapping | None = None, resume: bool = False) -> dict:
+    """Train ``config.model`` on ``train_sets`` ({task: Dataset}); returns a summary dict.
+
+    Items are dicts of float32 tensors ``condition`` (C, H, W), ``target`` (1, H, W), ``reynolds`` ().
+    """
+    from flexcouple import checkpoint as ckpt
+    from flexcouple.models import build_model, count_parameters
+    from flexcouple.optim import EMA, build_optimizer, cosine_lr
+
+    device, rank, world = _setup(config)
+    tasks = config.tasks
+    missing = [t for t in tasks if t not in train_sets]
+    if missing:
+        raise ValueError(f"task {config.task!r} needs training data for {missing}")
+    if config.batch_size % world:
+        raise ValueError(f"batch size {config.batch_size} is not divisible by {world} processes")
+    first = train_sets[tasks[0]][0]
+    image_size = int(first["target"].shape[-1])
+    normalization = dict(normalization or getattr(train_sets[tasks[0]], "normalization", None) or {})
+    if not {"mean", "std"} <= set(normalization):
+        raise ValueError("the training data set provides no normalization {'mean', 'std'}")
+    out = Path(config.out)
+    if not resume and (out / ckpt.CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
+
+    torch.manual_seed(config.seed)  # identical initial weights on every process
+    model = build_model(config.model, config.size, tasks, image_size, config.cond_snapshots,
+                        match_params="flex" if config.match_params else None, dropout=config.dropout).to(device)
+    optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.betas, config.weight_decay)
+    ema = EMA(model, config.ema_decay)
+    start, history = 0, []
+    if resume:
+        stored = ckpt.read_config(out)
+        if stored.get("arch") != model.config["arch"] or stored.get("tasks") != list(tasks) \
+                or stored.get("model") != config.model:
+            raise ValueError(f"{out} holds a different model ({stored.get('model')}, {stored.get('tasks')}); "
+                             "resume with the same --model/--size/--task")
+        state = ckpt.load_training_state(out)
+        old = state["info"].get("train_config", {})
+        if old.get("batch_size") != config.batch_size or old.get("seed") != config.seed:
+            raise ValueError("resume needs the same --batch-size and --seed as the original run (data order "
+                             f"and noise are functions of them): {old.get('batch_size')}, {old.get('seed')}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ema.load(ckpt.load_weights(out))
+        start, history = int(state["info"]["step"]), list(state["info"].get("history", []))
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    amp = config.amp and device.type == "cuda"
+
+    loaders = [torch.utils.data.DataLoader(
+        train_sets[task], num_workers=config.workers, pin_memory=device.type == "cuda",
+        batch_sampler=StepBatchSampler(len(train_sets[task]), config.batch_size, config.seed, stream, start,
+                                       config.steps, rank, world)) for stream, task in enumerate(tasks)]
+    n_params = count_parameters(model)
+
+    def save(step: int) -> None:
+        if rank != 0:
+            return
+        info = {"step": step, "train_config": asdict(config), "history": history, "world_size": world}
+        ckpt.save_checkpoint(out, model, {"normalization": normalization, "data": dict(data_info or {}),
+                                          "training": {"step": step, "ema_decay": config.ema_decay,
+                                                       "optimizer": config.optimizer}}, state_dict=ema.state)
+        ckpt.save_training_state(out, model_state=model.state_dict(), optimizer=optimizer, info=info)
+
+    eval_model = copy.deepcopy(model).eval() if (val_sets and rank == 0) else None
+    bar = None
+    if rank == 0 and config.progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.steps, initial=start, desc=f"{config.model}-{config.size} {config.task}",
+                   dynamic_ncols=True)
+    done, loss_sum, loss_n, t_last, done_since = start, 0.0, 0, time.perf_counter(), 0
+    try:
+        for step, local_batches in zip(range(start, config.steps), zip(*loaders)):
+            lr = cosine_lr(step, config.lr, config.warmup, config.steps, config.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batches = {task: _to(b, device) for task, b in zip(tasks, local_batches)}
+            shape = tuple(batches[tasks[0]]["target"].shape[1:])
+            t, noise = step_noise(step, config.seed, config.batch_size, shape)
+            local = config.batch_size // world
+            t, noise = (x[rank * local:(rank + 1) * local].to(device) for x in (t, noise))
+            torch.manual_seed(_mix(config.seed, step, rank))  # dropout: a function of (seed, step, rank)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                loss = ddp(batches, t=t, noise=noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            ema.update(model)
+            done = completed = step + 1
+            loss_sum += float(loss.detach())
+            loss_n += 1
+            done_since += 1
+            if completed % 10 == 0 or completed == config.steps:
+                now = time.perf_counter()
+                rate = done_since * config.batch_size * len(tasks) / max(now - t_last, 1e-9)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}", lr=f"{lr:.2e}", gnorm=f"{float(grad_norm):.2f}",
+                                    samples_s=f"{rate:.1f}")
+                    bar.update(done_since)
+                history.append({"step": completed, "loss": loss_sum / loss_n, "lr": lr,
+                                "samples_per_s": rate})
+                loss_sum, loss_n, t_last, done_since = 0.0, 0, now, 0
+            if eval_model is not None and completed % config.val_every == 0:
+                eval_model.load_state_dict(ema.state)
+                metrics = validate(eval_model, val_sets, normalization, config, device)
+                history.append({"step": completed, **metrics})
+                if bar is not None:
+                    bar.write(f"step {completed}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            if completed % config.checkpoint_every == 0 and completed < config.steps:
+                save(completed)
+        save(done)
+    except KeyboardInterrupt:
+        save(done)  # the completed steps; the interrupted one is redone on resume
+        if rank == 0:
+            print(f"\ninterrupted: checkpoint at step {done} in {out}; continue with --resume")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = {"steps": config.steps, "parameters": n_params, "out": str(out), "world_size": world,
+               "final_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
+               "history": history}
+    if eval_model is not None:
+        eval_model.load_state_dict(ema.state)
+        summary.update(validate(eval_model, val_sets, normalization, config, device))
+    return summary
+
+
+@torch.no_grad()
+def validate(model, val_sets: Mapping, normalization: Mapping, config: TrainConfig, device) -> dict:
+    """Mean RFNE per task on the first ``val_batches`` batches, de-normalised, fixed sampler noise."""
+    metrics = {}
+    for task in model.tasks:
+        if task not in val_sets:
+            continue
+        loader = torch.utils.data.DataLoader(val_sets[task], batch_size=config.batch_size, shuffle=False)
+        g = torch.Generator().manual_seed(_mix(config.seed, 104729))
+        errors = []
+        for i, batch in enumerate(loader):
+            if i >= config.val_batches:
+                break
+            batch = _to(batch, device)
+            pred = model.sample(batch["condition"], batch["reynolds"], steps=config.sample_steps, generator=g,
+                                task=task)[:, 0]
+            denorm = lambda x: x * normalization["std"] + normalization["mean"]  # noqa: E731
+            errors.append(rfne(denorm(pred), denorm(batch["target"])))
+        if errors:
+            metrics[f"val_rfne_{task}"] = float(torch.cat(errors).mean())
+    return metrics
+
+
+# ---- command line -------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    parser.add_argument("--data", required=True, help="data set directory (from `flexcouple generate`)")
+    parser.add_argument("--out", default=d.out, help="checkpoint directory (default: %(default)s)")
+    parser.add_argument("--task", choices=list(TASK_CHOICES), default=d.task)
+    parser.add_argument("--model", choices=["flex", "unet", "uvit", "regression"], default=d.model)
+    parser.add_argument("--size", choices=["tiny", "small", "medium", "big"], default=d.size)
+    parser.add_argument("--crop", type=int, default=64, help="training crop size, divisible by 16 (default: 64)")
+    parser.add_argument("--cond-snapshots", type=int, default=d.cond_snapshots)
+    parser.add_argument("--match-params", action="store_true", help="baselines: match FLEX's parameter count")
+    parser.add_argument("--dropout", type=float, default=None)
+    parser.add_argument("--steps", type=int, default=d.steps)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch per task")
+    parser.add_argument("--optimizer", choices=["adamw", "lion"], default=d.optimizer)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--warmup", type=int, default=d.warmup)
+    parser.add_argument("--ema-decay", type=float, default=d.ema_decay)
+    parser.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    parser.add_argument("--val-every", type=int, default=d.val_every)
+    parser.add_argument("--val-batches", type=int, default=d.val_batches)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--workers", type=int, default=d.workers)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+
+
+def _make_dataset(cls, root, split, **kwargs):
+    accepted = inspect.signature(cls).parameters
+    return cls(root, split, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int):
+    """Training and validation sets of the data helper, {task: Dataset}, plus provenance."""
+    from flexcouple.data import datasets as ds
+
+    root_path = Path(root)
+    if not root_path.exists():
+        raise FileNotFoundError(f"no data set at {root}; create one with `flexcouple generate`")
+    train_sets, val_sets = {}, {}
+    for task in tasks:
+        cls = ds.SuperResDataset if task == "superres" else ds.ForecastDataset
+        kwargs = {"crop": crop} if task == "superres" else {"past": cond_snapshots, "lead": 1, "crop": crop}
+        train_sets[task] = _make_dataset(cls, root, "train", **kwargs)
+        try:
+            val_sets[task] = _make_dataset(cls, root, "val", **kwargs)
+        except (FileNotFoundError, ValueError, KeyError):
+            val_sets[task] = None
+    val_sets = {k: v for k, v in val_sets.items() if v is not None}
+    info = {"root": str(root_path.resolve()), "crop": crop, "splits": {"train": "train", "val": "val"}}
+    for task, d in train_sets.items():
+        for attr in ("provenance", "info", "config"):
+            value = getattr(d, attr, None)
+            if isinstance(value, Mapping):
+                info[f"{task}_{attr}"] = json.loads(json.dumps(value, default=str))
+    return train_sets, val_sets, info
+
+
+def run(args: argparse.Namespace) -> int:
+    names = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if args.crop is not None and args.crop % 16:
+        raise ValueError(f"--crop {args.crop} must be divisible by 16 (4 downsamplings)")
+    train_sets, val_sets, info = load_datasets(args.data, config.tasks, args.crop, config.cond_snapshots)
+    normalization = getattr(train_sets[config.tasks[0]], "normalization", None)
+    summary = train(config, train_sets, val_sets, normalization=normalization, data_info=info, resume=args.resume)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        printable = {k: v for k, v in summary.items() if k != "history"}
+        print(json.dumps(printable, indent=2))
+    return 0
+
