@@ -148,17 +148,18 @@ class DataConfig:
     def trajectories(self, split: str) -> int:
         if split in SPLITS:
             return getattr(self, split)
-        ood = self.ood_set(split)
+        ood = next((o for o in self.ood if o.name == split), None) or self.ood_set(split)
         return ood.trajectories if ood.trajectories is not None else self.test
 
     def ood_set(self, split: str) -> OODSet:
         for o in self.ood:
             if o.name == split:
                 return o
-        raise ValueError(f"unknown split {split!r}; this data set has {', '.join(self.split_names())}")
+        raise ValueError(f"unknown split {split!r}; this data set has {', '.join(list(SPLITS) + [o.name for o in self.ood])}")
 
     def split_names(self) -> list[str]:
-        return list(SPLITS) + [o.name for o in self.ood]
+        """Every split with at least one trajectory (a split set to 0 trajectories is left out)."""
+        return [s for s in list(SPLITS) + [o.name for o in self.ood] if self.trajectories(s) > 0]
 
     def cases(self, split: str) -> list["Case"]:
         """The parameter sets (one HDF5 file each) of a split."""

@@ -1,0 +1,279 @@
+"""`flexcouple generate`: end to end, resume after a kill, refusal to overwrite, bad input, MPI."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from flexcouple.cli import main
+from flexcouple.data import generate as gen
+from flexcouple.data import well
+from flexcouple.data.config import DataConfig, OODSet, load_preset, save_config
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def small_config(**changes) -> DataConfig:
+    cfg = load_preset("tiny").replace(n=32, snapshots=4, spinup=0.5, train=2, valid=1, test=1,
+                                      reynolds=[100.0, 150.0], resolution_tolerance=1.0,
+                                      ood=[OODSet("re_high", reynolds=[300.0])])
+    return cfg.replace(**changes)
+
+
+def quiet(msg):
+    pass
+
+
+def read_all(out: Path) -> dict:
+    arrays = {}
+    for p in sorted((out / "data").rglob("*.hdf5")):
+        with h5py.File(p, "r") as f:
+            arrays[str(p.relative_to(out))] = f["t0_fields/vorticity"][:]
+    return arrays
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The small data set generated once, serially, in-process."""
+    out = tmp_path_factory.mktemp("gen") / "ref"
+    cfg = small_config()
+    meta = gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    return out, cfg, meta, read_all(out)
+
+
+def test_generate_writes_every_split(reference):
+    out, cfg, meta, arrays = reference
+    assert meta["status"] == "complete"
+    assert sorted(meta["splits"]) == ["re_high", "test", "train", "valid"]
+    assert len(arrays) == 2 + 2 + 2 + 1
+    w = arrays["data/train/kolmogorov_periodic_Re100_kf4.hdf5"]
+    assert w.shape == (2, 4, 32, 32) and np.isfinite(w).all()
+    # different seeds -> different trajectories; same seed at another Re -> different flow too
+    assert not np.allclose(w[0], w[1])
+    test = arrays["data/test/kolmogorov_periodic_Re100_kf4.hdf5"]
+    assert not np.allclose(test[0], w[0])
+    # normalisation = moments of the training split
+    train = np.concatenate([a.ravel() for k, a in arrays.items() if k.startswith("data/train")]).astype(np.float64)
+    assert meta["normalization"]["mean"] == pytest.approx(train.mean(), abs=1e-6)
+    assert meta["normalization"]["std"] == pytest.approx(train.std(), rel=1e-6)
+
+
+def test_cli_end_to_end_and_rerun_skips_everything(tmp_path, capsys):
+    cfg = small_config(ood=[])
+    path = tmp_path / "cfg.toml"
+    save_config(cfg, path)
+    out = tmp_path / "cli"
+    assert main(["generate", "--config", str(path), "--out", str(out), "--no-progress"]) == 0
+    files = sorted((out / "data").rglob("*.hdf5"))
+    assert len(files) == 6
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    calls = []
+    original = gen.simulate_trajectory
+    gen.simulate_trajectory = lambda *a, **k: calls.append(a) or original(*a, **k)
+    try:
+        assert main(["generate", "--config", str(path), "--out", str(out), "--no-progress"]) == 0
+    finally:
+        gen.simulate_trajectory = original
+    assert calls == [] and [p.stat().st_mtime_ns for p in files] == mtimes
+    assert "(8 already done)" in capsys.readouterr().err
+
+
+def test_cli_flags_override_the_preset(tmp_path, capsys):
+    assert main(["generate", "--preset", "tiny", "--n", "48", "--reynolds", "120,240", "--no-ood",
+                 "--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert "n = 48" in text and "reynolds = [120.0, 240.0]" in text and "[[ood]]" not in text
+    assert main(["generate", "--preset", "default", "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    for split in ("train", "valid", "test", "re_low", "re_high", "boundary_free_slip", "forcing_k8"):
+        assert f"data/{split}/" in plan
+
+
+def test_resume_after_interruption_recomputes_only_missing_trajectories(reference, tmp_path):
+    ref_out, cfg, _, ref_arrays = reference
+    out = tmp_path / "resume"
+    total = len(gen.plan(cfg))
+    calls = []
+    original = gen.simulate_trajectory
+
+    def dies_after_three(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a kill between two trajectories
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    gen.simulate_trajectory = dies_after_three
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    finally:
+        gen.simulate_trajectory = original
+    assert len(list((out / ".work").rglob("traj_*.npz"))) == 3
+    assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "generating"
+    # a temporary file from a writer killed mid-write, and a damaged checkpoint
+    stale = out / "data" / "train" / ".kolmogorov_periodic_Re150_kf4.hdf5.tmp-abc123"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"\x89HDF partial")
+    damaged = gen.checkpoint_path(out, gen.plan(cfg)[-1], cfg.physics)
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"PK\x03\x04 truncated")
+
+    calls.clear()
+    counting = lambda *a, **k: calls.append(a) or original(*a, **k)  # noqa: E731
+    gen.simulate_trajectory = counting
+    try:
+        meta = gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    finally:
+        gen.simulate_trajectory = original
+    assert len(calls) == total - 3  # the three checkpointed trajectories were not recomputed
+    assert meta["status"] == "complete" and not stale.exists() and not (out / ".work").exists()
+    arrays = read_all(out)
+    assert arrays.keys() == ref_arrays.keys()
+    for k in arrays:  # deterministic: identical to the uninterrupted run
+        np.testing.assert_array_equal(arrays[k], ref_arrays[k])
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun_gives_the_same_data_set(reference, tmp_path):
+    ref_out, cfg, _, ref_arrays = reference
+    path = tmp_path / "cfg.toml"
+    save_config(cfg, path)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "flexcouple.cli", "generate", "--config", str(path), "--out", str(out), "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((out / ".work").rglob("traj_*.npz")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "generating"
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    arrays = read_all(out)
+    assert arrays.keys() == ref_arrays.keys()
+    for k in arrays:
+        np.testing.assert_array_equal(arrays[k], ref_arrays[k])
+
+
+def test_refuses_to_overwrite_a_data_set_made_with_another_config(reference, tmp_path, capsys):
+    ref_out, cfg, _, _ = reference
+    out = tmp_path / "copy"
+    shutil.copytree(ref_out, out)
+    other = cfg.replace(reynolds=[100.0, 175.0])
+    with pytest.raises(FileExistsError, match="another config"):
+        gen.generate(other, out, comm=None, progress=False, log=quiet)
+    path = tmp_path / "other.toml"
+    save_config(other.replace(ood=[], valid=0, test=0, train=1), path)
+    assert main(["generate", "--config", str(path), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "pass --overwrite" in err and "Traceback" not in err
+    assert main(["generate", "--config", str(path), "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    meta = json.loads((out / well.METADATA_FILE).read_text())
+    assert meta["splits"]["train"]["reynolds"] == [100.0, 175.0]
+    assert sorted(p.parent.name for p in (out / "data").rglob("*.hdf5")) == ["train", "train"]
+
+
+def test_foreign_and_truncated_files_in_the_data_directory_are_named(reference, tmp_path):
+    ref_out, cfg, _, _ = reference
+    out = tmp_path / "foreign"
+    shutil.copytree(ref_out, out)
+    intruder = out / "data" / "train" / "someone_else.hdf5"
+    with h5py.File(intruder, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(FileExistsError, match="someone_else.hdf5: not part of this data set"):
+        gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    intruder.unlink()
+    victim = out / "data" / "valid" / "kolmogorov_periodic_Re100_kf4.hdf5"
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    with pytest.raises(well.WellFormatError, match="kolmogorov_periodic_Re100_kf4.hdf5"):
+        gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    # a directory that is not a data set is never written into
+    other = tmp_path / "not_a_dataset"
+    (other / "data").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="not a flexcouple data set"):
+        gen.generate(cfg, other, comm=None, progress=False, log=quiet)
+
+
+def test_bad_configs_are_reported_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('physics = "kolmogorov"\n[grid]\nn = 30\n[storage]\ncoarsen_factors = [8]\n')
+    assert main(["generate", "--config", str(bad), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "does not divide n = 30" in err and "Traceback" not in err
+    assert main(["generate", "--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["generate", "--preset", "tiny"]) == 1
+    assert "--out DIR is required" in capsys.readouterr().err
+
+
+def test_under_resolved_cases_warn_and_are_recorded(tmp_path):
+    cfg = small_config(reynolds=[2000.0], train=1, valid=0, test=0, ood=[], resolution_tolerance=1e-6,
+                       snapshots=2)
+    with pytest.warns(gen.UnderResolvedWarning, match="under-resolved"):
+        meta = gen.generate(cfg, tmp_path / "coarse", comm=None, progress=False, log=quiet)
+    assert meta["warnings"] and "under-resolved" in meta["warnings"][0]
+    prov = well.read_provenance(tmp_path / "coarse" / meta["splits"]["train"]["files"][0])
+    assert prov["under_resolved"] is True or prov["under_resolved"] == 1
+
+
+def _mpi_run(args, tmp_path, n=2, timeout=180):
+    mpiexec = VENV_BIN / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable} (install the mpich wheel)")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [str(mpiexec), "-n", str(n), sys.executable, "-m", "flexcouple.cli", "generate", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.mpi
+def test_mpi_two_ranks_spread_trajectories_and_match_serial(reference, tmp_path):
+    _, cfg, _, ref_arrays = reference
+    path = tmp_path / "cfg.toml"
+    save_config(cfg, path)
+    out = tmp_path / "mpi"
+    res = _mpi_run(["--config", str(path), "--out", str(out)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "[rank 0/2] done" in res.stderr and "[rank 1/2] done" in res.stderr
+    arrays = read_all(out)
+    assert arrays.keys() == ref_arrays.keys()
+    for k in arrays:  # each trajectory is computed serially on one rank: bitwise identical
+        np.testing.assert_array_equal(arrays[k], ref_arrays[k])
+    meta = json.loads((out / well.METADATA_FILE).read_text())
+    assert meta["ranks"] == 2
+
+
+@pytest.mark.mpi
+def test_mpi_slab_decomposition_of_each_trajectory(reference, tmp_path):
+    pytest.importorskip("mpi4py_fft", reason="slab decomposition needs mpi4py-fft")
+    _, cfg, _, ref_arrays = reference
+    small = cfg.replace(ood=[], valid=0, test=0)
+    path = tmp_path / "cfg.toml"
+    save_config(small, path)
+    out = tmp_path / "slab"
+    res = _mpi_run(["--config", str(path), "--out", str(out), "--slab"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    arrays = read_all(out)
+    assert len(arrays) == 2
+    for k, a in arrays.items():
+        np.testing.assert_allclose(a, ref_arrays[k], atol=1e-4 * np.abs(ref_arrays[k]).max())
+    prov = well.read_provenance(out / next(iter(arrays)))
+    assert prov["slab_decomposition"] and prov["solver_settings"]["ranks"] == 2
+
+
+def test_console_script(tmp_path):
+    script = VENV_BIN / "flexcouple"
+    if not script.exists():
+        pytest.skip(f"{script} is not installed (run `make install`, which pip-installs the package)")
+    res = subprocess.run([str(script), "generate", "--preset", "tiny", "--n", "32", "--no-ood", "--print-config"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "n = 32" in res.stdout
