@@ -29,10 +29,9 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
-from flexcouple.models.base import TaskFeatures
 
 __all__ = ["logsnr_schedule", "alpha_sigma", "residual_base", "ResidualDiffusion", "as_task_batches",
-           "prepare_sampling_inputs"]
+           "prepare_sampling_inputs", "cat_features"]
 
 
 def logsnr_schedule(t: torch.Tensor, logsnr_min: float = -20.0, logsnr_max: float = 20.0,
@@ -136,8 +135,8 @@ class ResidualDiffusion(nn.Module):
         if t.shape != (shape[0],) or noise.shape != shape:
             raise ValueError(f"t must be ({shape[0]},) and noise {tuple(shape)}, "
                              f"got {tuple(t.shape)} and {tuple(noise.shape)}")
-        features = TaskFeatures.cat([self.backbone.encode_condition(b["condition"], b["reynolds"], task)
-                                     for task, b in batches.items()])
+        features = cat_features([self.backbone.encode_condition(b["condition"], b["reynolds"], task)
+                                 for task, b in batches.items()])
         x0 = torch.cat([b["target"] - residual_base(b["condition"], task) for task, b in batches.items()])
         reynolds = torch.cat([b["reynolds"] for b in batches.values()])
         t_all, eps = t.repeat(n_tasks), noise.repeat(n_tasks, 1, 1, 1)
@@ -175,6 +174,11 @@ class ResidualDiffusion(nn.Module):
             eps = alpha * v + sigma * x
             x = alpha_s * mean + sigma_s * eps
         return mean.reshape(b, k, 1, h, w) + residual_base(condition, task)[:, None]
+
+
+def cat_features(parts: list):
+    """Task features of several batches stacked along the batch axis (their class knows how)."""
+    return type(parts[0]).cat(parts)
 
 
 def _gen_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
