@@ -19,6 +19,8 @@ Upsampling:
   ``(f - 1) / 2`` fine cells from the grid above. The network learns the residual, so it absorbs this.
 - ``bicubic`` with ``periodic=True``: the same Keys cubic-convolution kernel (``a = -0.75``, torch's),
   but grid-aligned (coarse point ``i`` at fine point ``i f``) and periodic (wraps). Integer factors only.
+  With ``a = -0.75`` the kernel interpolates but is only first-order accurate (Keys 1981: ``a = -1/2``
+  is the third-order choice); we keep torch's value so both bicubic variants share one kernel.
 - ``spectral``: zero-padding of the Fourier series (trigonometric interpolation). Exact for periodic
   fields band-limited below the coarse Nyquist; it interpolates (``upsample(c)[::f, ::f] == c``), and
   ``upsample(coarsen(x))`` is the orthogonal projection onto the coarse-resolvable modes.

@@ -635,3 +635,13 @@ def run(args) -> int:
         warnings.simplefilter("ignore", UnderResolvedWarning)  # summarised once at the end instead
         generate(cfg, args.out, overwrite=args.overwrite, slab=args.slab, progress=not args.no_progress)
     return 0
+
+
+if __name__ == "__main__":  # `python -m flexcouple.data.generate ...`: the same command without the CLI's other imports
+    _parser = argparse.ArgumentParser(prog="flexcouple generate", description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    try:
+        sys.exit(run(_parser.parse_args()))
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as _exc:
+        print(f"flexcouple generate: error: {_exc}", file=sys.stderr)
+        sys.exit(1)
