@@ -262,7 +262,13 @@ def spectrum_error(pred, true, observable: str = "vorticity", length: float = 2 
     if average:
         e_pred = e_pred.reshape(-1, len(k)).mean(axis=0)
         e_true = e_true.reshape(-1, len(k)).mean(axis=0)
-    k_lo, k_hi = resolved_band(pred.shape[-2:])
+    return log_spectrum_distance(k, e_pred, e_true, resolved_band(pred.shape[-2:])[1])
+
+
+def log_spectrum_distance(k, e_pred, e_true, k_max: int) -> dict[str, np.ndarray | float]:
+    """The distances of ``spectrum_error`` from spectra already computed (shells ``k``, band 1..k_max).
+    Works on (..., len(k)) arrays, so batch-averaged spectra from several processes combine first."""
+    k, e_pred, e_true = np.asarray(k), as_numpy(e_pred), as_numpy(e_true)
     floor = LOG_FLOOR * e_true.max(axis=-1, keepdims=True)
     log_p = np.log(np.maximum(e_pred, floor))
     log_t = np.log(np.maximum(e_true, floor))
@@ -271,8 +277,8 @@ def spectrum_error(pred, true, observable: str = "vorticity", length: float = 2 
         num = np.sqrt(np.sum((log_p - log_t)[..., mask] ** 2, axis=-1))
         return num / np.sqrt(np.sum(log_t[..., mask] ** 2, axis=-1))
 
-    band = (k >= k_lo) & (k <= k_hi)
-    top = (k > k_hi / 2) & (k <= k_hi)
+    band = (k >= 1) & (k <= k_max)
+    top = (k > k_max / 2) & (k <= k_max)
     return {"band": rel(band), "top_octave": rel(top)}
 
 

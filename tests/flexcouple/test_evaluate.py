@@ -1,0 +1,195 @@
+"""End to end: `flexcouple evaluate` on a tiny generated data set with a freshly initialised FLEX
+checkpoint and the interpolation / persistence baselines; refusals; JSON and Markdown outputs."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flexcouple.cli import main
+from flexcouple.evaluation import evaluate as E
+
+FACTOR = 2
+
+
+def _generate(root, n, ood=()):
+    from flexcouple.data.config import DataConfig
+    from flexcouple.data.generate import generate
+
+    cfg = DataConfig(name="micro", n=n, ic_peak_wavenumber=2.0, reynolds=[100.0, 200.0], spinup=1.0, snapshots=14,
+                     interval=0.25, train=1, valid=1, test=1, coarsen_factors=[FACTOR], resolution_tolerance=1.0,
+                     ood=list(ood))
+    generate(cfg, root, comm=None, progress=False, log=lambda msg: None)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A 32^2 Kolmogorov data set made by `flexcouple generate` (2 s): train/valid/test at Re 100 and
+    200; OOD sets at Re 50 and 300 and with free-slip walls."""
+    from flexcouple.data.config import OODSet
+
+    return _generate(tmp_path_factory.mktemp("data") / "micro", 32,
+                     [OODSet(name="re_low", reynolds=[50.0]), OODSet(name="re_high", reynolds=[300.0]),
+                      OODSet(name="boundary_free_slip", boundaries=["free-slip"], reynolds=[100.0])])
+
+
+def _normalization(root):
+    meta = json.loads((Path(root) / "flexcouple_dataset.json").read_text())
+    return {"mean": float(meta["normalization"]["mean"]), "std": float(meta["normalization"]["std"])}
+
+
+def _checkpoint(tmp_path, root, task, name="flex-tiny", factor=FACTOR, cond_snapshots=2):
+    from flexcouple.checkpoint import save_checkpoint
+    from flexcouple.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("flex", "tiny", tasks=(task,), image_size=32, cond_snapshots=cond_snapshots)
+    options = ({"superres_options": {"factor": factor, "coarsen_method": "spectral"}} if task == "superres"
+               else {"forecast_options": {"past": cond_snapshots, "lead": 1}})
+    return str(save_checkpoint(tmp_path / name, model, {"normalization": _normalization(root),
+                                                        "data": {"root": str(root), **options}}))
+
+
+def _run(argv):
+    return main(["evaluate", "--no-progress", *argv])
+
+
+# ------------------------------------------------------------------------------------ superres
+@pytest.mark.slow
+def test_superres_end_to_end_with_comparison(dataset, tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path, dataset, "superres")
+    out = tmp_path / "eval"
+    rc = _run(["--checkpoint", ckpt, "bicubic", "spectral", "--data", str(dataset), "--task", "superres",
+               "--steps", "2", "--ensemble", "3", "--max-samples", "3", "--out", str(out),
+               "--splits", "test", "re_low", "re_high", "boundary_free_slip"])
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["models"]) == {"flex-tiny", "bicubic", "spectral"}
+    splits = set(m["models"]["bicubic"]["by_split"])
+    assert splits == {"test", "re_low", "re_high", "boundary_free_slip", "velocity"}
+    cats = set(m["models"]["bicubic"]["by_category"])
+    assert cats == {"in_distribution", "unseen_re_below", "unseen_re_above", "unseen_boundary", "unseen_observable"}
+    test = m["models"]["flex-tiny"]["by_split"]["test"]
+    assert set(test["by_reynolds"]) == {"100", "200"}
+    assert test["n_samples"] == 3
+    for key in ("rfne", "psnr", "ssim", "max_error", "correlation", "crps", "crps_fair", "spread_skill_ratio",
+                "coverage_50", "coverage_90", "spectrum_band_member", "spectrum_top_octave_member"):
+        assert test[key] is not None and math.isfinite(test[key]), key
+    assert sum(test["rank_histogram"]) == 3 * 32 * 32
+    # baselines: deterministic, so the CRPS is the MAE and the spread is zero; interpolation of a
+    # 16x16 coarse field of a resolved flow is a decent but imperfect reconstruction
+    bic = m["models"]["bicubic"]["by_split"]["test"]
+    assert 0 < bic["rfne"] < 1 and bic["spread"] == pytest.approx(0, abs=1e-12)
+    spec = m["models"]["spectral"]["by_split"]["test"]
+    # the spectral interpolant carries no energy above the coarse Nyquist: the top octave is missing
+    assert spec["spectrum_top_octave_member"] > spec["spectrum_band_member"]
+    # the velocity split holds both components of the test samples
+    assert m["models"]["bicubic"]["by_split"]["velocity"]["n_samples"] == 6
+    table = json.loads((out / "comparison.json").read_text())
+    assert set(table["by_split"]["test"]) == {"flex-tiny", "bicubic", "spectral"}
+    md = (out / "comparison.md").read_text()
+    assert "| flex-tiny |" in md and "### unseen_re_above" in md and "Re=" in md
+    for f in ("figures/flex-tiny/fields_test.png", "figures/flex-tiny/fields_velocity.png",
+              "figures/flex-tiny/spectra.png", "figures/flex-tiny/calibration_test.png",
+              "figures/compare_spectra.png", "figures/compare_rfne_by_reynolds.png"):
+        assert (out / f).stat().st_size > 2000, f
+    assert "RFNE" in capsys.readouterr().out
+
+
+def test_bicubic_baseline_is_the_conditioning_field(dataset, tmp_path):
+    """The bicubic pseudo-checkpoint's error is the data set's own condition error, and its CRPS
+    equals its mean absolute error (a point forecast)."""
+    out = tmp_path / "eval"
+    metrics = E.evaluate(["bicubic"], dataset, "superres", out,
+                         opts=E.Options(task="superres", ensemble=2, max_samples=2, progress=False,
+                                        observables=("vorticity",)), splits=["test"])
+    rep = metrics["models"]["bicubic"]["by_split"]["test"]
+    plan = E.plan_splits(dataset, "superres", ["test"], E.Options(task="superres", max_samples=2,
+                                                                   observables=("vorticity",)),
+                         factor=None, past=2)["plans"][0]
+    norm = plan.dataset.normalization
+    errs, maes = [], []
+    for i in plan.indices:
+        item = plan.dataset[i]
+        t = item["target"].double() * norm["std"] + norm["mean"]
+        c = item["condition"].double() * norm["std"] + norm["mean"]
+        errs.append(float(torch.linalg.norm(c - t) / torch.linalg.norm(t)))
+        maes.append(float((c - t).abs().mean()))
+    assert rep["rfne"] == pytest.approx(np.mean(errs), rel=1e-9)
+    assert rep["crps"] == pytest.approx(np.mean(maes), rel=1e-9)
+    assert rep["crps_fair"] == pytest.approx(np.mean(maes), rel=1e-9)  # zero spread: no pair term
+    assert (out / "metrics.json").exists() and not (out / "comparison.md").exists()
+
+
+# ------------------------------------------------------------------------------------ forecast
+@pytest.mark.slow
+def test_forecast_rollout_end_to_end(dataset, tmp_path):
+    ckpt = _checkpoint(tmp_path, dataset, "forecast")
+    out = tmp_path / "eval"
+    rc = _run(["--checkpoint", ckpt, "persistence", "--data", str(dataset), "--task", "forecast",
+               "--ensemble", "2", "--horizon", "4", "--max-samples", "2", "--splits", "test", "re_high",
+               "--out", str(out)])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    per = m["models"]["persistence"]["by_split"]["test"]
+    assert len(per["rfne"]) == 4 and per["times"] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    # persistence error grows with lead time on an evolving flow
+    assert per["rfne"][0] < per["rfne"][-1]
+    assert per["correlation"][0] > per["correlation"][-1]
+    assert len(per["rank_histogram"]) == 4
+    flex = m["models"]["flex-tiny"]["by_split"]["re_high"]
+    assert flex["by_reynolds"].keys() == {"300"} and len(flex["crps"]) == 4
+    assert "decorrelation_time_median" in flex
+    assert (out / "figures/compare_lead_test.png").exists()
+    assert "### test" in (out / "comparison.md").read_text()
+
+
+# ------------------------------------------------------------------------------------- refusals
+def test_refuses_a_checkpoint_for_another_task(dataset, tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path, dataset, "forecast")
+    rc = _run(["--checkpoint", ckpt, "--data", str(dataset), "--task", "superres", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "trained for forecast, not superres" in err
+    assert "Traceback" not in err
+    rc = _run(["--checkpoint", "persistence", "--data", str(dataset), "--task", "superres", "--out", str(tmp_path / "o")])
+    assert rc == 1 and "use bicubic or spectral" in capsys.readouterr().err
+
+
+def test_refuses_a_checkpoint_whose_resolution_does_not_fit(dataset, tmp_path_factory, tmp_path, capsys):
+    # trained for x3 super-resolution: 3 does not divide the 32^2 grid, so no data fits it
+    ckpt = _checkpoint(tmp_path, dataset, "superres", name="x3", factor=3)
+    rc = _run(["--checkpoint", ckpt, "--data", str(dataset), "--task", "superres", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "x3 super-resolution" in err and "does not divide" in err, err
+    # FLEX tiny downsamples 4 times: a 24^2 grid is not divisible by 16
+    small = _generate(tmp_path_factory.mktemp("data24") / "n24", 24)
+    ckpt = _checkpoint(tmp_path, small, "superres", name="flex-24")
+    rc = _run(["--checkpoint", ckpt, "--data", str(small), "--task", "superres", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "divisible by 16" in err and "24x24" in err, err
+
+
+def test_refuses_bad_paths_and_existing_output(dataset, tmp_path, capsys):
+    assert _run(["--checkpoint", str(tmp_path / "nope"), "--data", str(dataset), "--task", "superres",
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert _run(["--checkpoint", "bicubic", "--data", str(tmp_path / "nodata"), "--task", "superres",
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert _run(["--checkpoint", "bicubic", "--data", str(dataset), "--task", "superres", "--splits", "nosuch",
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "no split nosuch" in capsys.readouterr().err
+    out = tmp_path / "o2"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    assert _run(["--checkpoint", "bicubic", "--data", str(dataset), "--task", "superres", "--out", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_forecast_horizon_longer_than_the_trajectories_is_refused(dataset, tmp_path, capsys):
+    rc = _run(["--checkpoint", "persistence", "--data", str(dataset), "--task", "forecast", "--horizon", "40",
+               "--out", str(tmp_path / "o")])
+    assert rc == 1 and "lower --horizon" in capsys.readouterr().err
