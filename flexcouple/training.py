@@ -257,13 +257,14 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
             loss_sum += float(loss.detach())
             loss_n += 1
             done_since += 1
+            if bar is not None:
+                bar.update(1)
             if completed % 10 == 0 or completed == config.steps:
                 now = time.perf_counter()
                 rate = done_since * config.batch_size * len(tasks) / max(now - t_last, 1e-9)
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}", lr=f"{lr:.2e}", gnorm=f"{float(grad_norm):.2f}",
                                     samples_s=f"{rate:.1f}")
-                    bar.update(done_since)
                 history.append({"step": completed, "loss": loss_sum / loss_n, "lr": lr,
                                 "samples_per_s": rate})
                 loss_sum, loss_n, t_last, done_since = 0.0, 0, now, 0
@@ -366,16 +367,18 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int):
         kwargs = {"crop": crop} if task == "superres" else {"past": cond_snapshots, "lead": 1, "crop": crop}
         train_sets[task] = _make_dataset(cls, root, "train", **kwargs)
         try:
-            val_sets[task] = _make_dataset(cls, root, "val", **kwargs)
-        except (FileNotFoundError, ValueError, KeyError):
+            val_sets[task] = _make_dataset(cls, root, "valid", **kwargs)
+        except (FileNotFoundError, ValueError, KeyError):  # a data set without a validation split
             val_sets[task] = None
     val_sets = {k: v for k, v in val_sets.items() if v is not None}
-    info = {"root": str(root_path.resolve()), "crop": crop, "splits": {"train": "train", "val": "val"}}
+    info = {"root": str(root_path.resolve()), "crop": crop, "splits": {"train": "train", "val": "valid"}}
+    meta = getattr(train_sets[tasks[0]], "meta", None)
+    if isinstance(meta, Mapping):  # the data set's own record: its config, generation, statistics
+        info["dataset"] = {k: v for k, v in json.loads(json.dumps(meta, default=str)).items()
+                           if len(json.dumps(v)) < 20000}
     for task, d in train_sets.items():
-        for attr in ("provenance", "info", "config"):
-            value = getattr(d, attr, None)
-            if isinstance(value, Mapping):
-                info[f"{task}_{attr}"] = json.loads(json.dumps(value, default=str))
+        info[f"{task}_options"] = {k: getattr(d, k) for k in ("factor", "coarsen_method", "past", "lead")
+                                   if isinstance(getattr(d, k, None), (int, float, str))}
     return train_sets, val_sets, info
 
 
