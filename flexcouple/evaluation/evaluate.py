@@ -547,7 +547,7 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         gathered = world.gather((records, ex))
         if world.rank != 0:
             continue
-        records = R.concat(g[0] for g in gathered)
+        records = sorted(R.concat(g[0] for g in gathered), key=lambda r: (r["split"], r["index"], r["observable"]))
         for g in gathered:
             for k, v in g[1].items():
                 ex.setdefault(k, v)
@@ -739,7 +739,7 @@ def summary(metrics: dict) -> str:
             if forecast:
                 extra = f", decorrelation time (median) {e['decorrelation_time_median']:.3g}"
                 rfne = rfne[-1]
-            elif "spread_skill_ratio" in e:
+            elif e.get("spread"):  # a deterministic model (a baseline) has no spread to judge
                 extra = f", spread-skill {e['spread_skill_ratio']:.3f}, 90% coverage {e['coverage_90']:.3f}"
             lines.append(f"  {label:>16s} {split:>12s}: RFNE {float(rfne):.4f}{extra}")
     return "\n".join(lines)

@@ -193,3 +193,35 @@ def test_forecast_horizon_longer_than_the_trajectories_is_refused(dataset, tmp_p
     rc = _run(["--checkpoint", "persistence", "--data", str(dataset), "--task", "forecast", "--horizon", "40",
                "--out", str(tmp_path / "o")])
     assert rc == 1 and "lower --horizon" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ data parallel
+def _without_run_details(metrics):
+    return {k: v for k, v in metrics.items() if k not in ("processes", "wall_time_s", "figures")}
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_two_mpi_ranks_give_exactly_the_single_process_numbers(dataset, tmp_path):
+    """Each rank takes every other batch; the noise of batch b is seeded by b, and records are
+    reduced in sample order: the reports must be identical to the last bit."""
+    import os
+    import subprocess
+    import sys
+
+    ckpt = _checkpoint(tmp_path, dataset, "superres")
+    argv = ["evaluate", "--checkpoint", ckpt, "spectral", "--data", str(dataset), "--task", "superres",
+            "--ensemble", "2", "--max-samples", "3", "--batch-size", "1", "--splits", "test", "re_high",
+            "--figures", "none", "--no-progress"]
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec beside the Python interpreter (install the 'mpich' wheel)")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-m", "flexcouple.cli", *argv,
+                          "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert _without_run_details(two) == _without_run_details(one)
