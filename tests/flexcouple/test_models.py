@@ -1,6 +1,8 @@
 """Model shapes for every model and task, parameter-count presets, any resolution, periodic seams, errors."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -154,3 +156,50 @@ def test_bad_inputs_are_refused_with_clear_messages():
     both = build_model("flex", "tiny", ("superres", "forecast"), image_size=32)
     with pytest.raises(ValueError, match="same t and noise"):
         both({"superres": batch("superres", b=2), "forecast": batch("forecast", b=1)})
+
+
+REFERENCE_CODE = os.environ.get("FLEXCOUPLE_REFERENCE")  # a checkout of github.com/ViniciusMikuni/FLEX
+
+
+@pytest.mark.skipif(not REFERENCE_CODE, reason="set FLEXCOUPLE_REFERENCE to a checkout of ViniciusMikuni/FLEX "
+                                               "(never committed here) to compare against the paper's code")
+def test_same_outputs_as_the_reference_code_with_converted_weights():
+    """Our FLEX with the reference's weights (renamed) reproduces its samples and its training loss."""
+    pytest.importorskip("einops", reason="the reference code needs einops")
+    import sys
+
+    from flexcouple.models.reference import convert_reference_state
+
+    sys.path.insert(0, REFERENCE_CODE)
+    import src.diffusion_model_mt as ref_diffusion
+    from src.backbones.flex import FLEX as ReferenceFLEX
+
+    schedule = ref_diffusion.logsnr_schedule_cosine  # undo its @torch.compile: no compiler needed
+    ref_diffusion.logsnr_schedule_cosine = getattr(schedule, "_torchdynamo_orig_callable", schedule)
+    torch.manual_seed(0)
+    modules = ReferenceFLEX(image_size=32, model_size="small", cond_snapshots=2)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # move the zero-initialised convs off zero so the outputs are not trivial
+        for module in modules:
+            for p in module.parameters():
+                p += 0.02 * torch.randn(p.shape, generator=g)
+    enc, sr_enc, fc_enc, dec = modules
+    ref = ref_diffusion.DiffusionModel(enc, dec, sr_enc, fc_enc, n_T=2, prediction_type="v", logsnr_shift=1.0).eval()
+    ours = build_model("flex", "small", ("superres", "forecast"), image_size=32, periodic=False).eval()
+    ours.load_state_dict(convert_reference_state(enc.state_dict(), dec.state_dict(), sr_enc.state_dict(),
+                                                 fc_enc.state_dict()), strict=True)
+    low, past, future = torch.randn(2, 1, 32, 32), torch.randn(2, 2, 32, 32), torch.randn(2, 1, 32, 32)
+    re, noise = torch.tensor([1000.0, 8000.0]), torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        for task, cond in (("superres", low), ("forecast", past)):
+            expected = ref.sample(2, (1, 32, 32), cond, re[:, None] / 40000, "cpu", superres=task == "superres",
+                                  snapshots_i=noise.clone())
+            got = ours.sample(cond, re, steps=2, noise=noise, task=task)[:, 0]
+            assert torch.allclose(got, expected, atol=1e-5), task
+        torch.manual_seed(5)
+        expected = ref(low, past, future, re[:, None] / 40000)
+        torch.manual_seed(5)  # the reference draws t, then eps, from the global RNG
+        t, eps = torch.rand(2), torch.randn(2, 1, 32, 32)
+        got = ours({"superres": {"condition": low, "target": past[:, -1:], "reynolds": re},
+                    "forecast": {"condition": past, "target": future, "reynolds": re}}, t=t, noise=eps)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
