@@ -411,7 +411,17 @@ def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, fac
             plans.append(SplitPlan("velocity", base.dataset, base.indices, base.cases, "velocity", True, None))
             obs_norms = _velocity_statistics(base, data_norm)
     return {"plans": plans, "train": train, "data_norm": data_norm, "pipeline": pipeline, "skipped": skipped,
-            "obs_norms": obs_norms, "root": str(root)}
+            "obs_norms": obs_norms, "root": str(root), "data_identity": _data_identity(root)}
+
+
+def _data_identity(root: Path) -> dict:
+    """The data set's config hash and creation time (from its metadata file), for resume keys."""
+    import json
+    try:
+        meta = json.loads((root / "flexcouple_dataset.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: meta.get(k) for k in ("config_hash", "created")}
 
 
 def _velocity_unavailable(base: SplitPlan | None, pipeline: dict, data_norm: dict) -> str | None:
@@ -539,18 +549,30 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
     for p in preds:
         records, ex = [], {}
         for plan in planned["plans"]:
+            # finished (model, split) shards are kept under out/.shards: a rerun resumes after them
+            shard = out / ".shards" / p.label / f"{plan.name}.json"
+            key = _shard_key(p, plan, opts, planned)
+            done = world.bcast(R.load_shard(shard, key) if world.rank == 0 else None)
+            if done is not None:
+                if world.rank == 0:
+                    records += done[0]
+                    if done[1]:
+                        ex[plan.name] = done[1]
+                continue
             recs, example = evaluate_split(p, plan, planned["data_norm"], planned["train"], opts, world,
                                            planned["pipeline"], planned["obs_norms"])
+            gathered = world.gather((recs, example))
+            if world.rank != 0:
+                continue
+            recs = R.concat(g[0] for g in gathered)
+            example = next((g[1] for g in gathered if g[1]), {})
+            R.save_shard(shard, key, recs, example)
             records += recs
             if example:
                 ex[plan.name] = example
-        gathered = world.gather((records, ex))
         if world.rank != 0:
             continue
-        records = sorted(R.concat(g[0] for g in gathered), key=lambda r: (r["split"], r["index"], r["observable"]))
-        for g in gathered:
-            for k, v in g[1].items():
-                ex.setdefault(k, v)
+        records = sorted(records, key=lambda r: (r["split"], r["index"], r["observable"]))
         reports[p.label] = R.group_report(records)
         examples[p.label], all_records[p.label] = ex, records
     if world.rank != 0:
@@ -577,6 +599,20 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         (out / "comparison.md").write_text(R.comparison_markdown(table, f"{Path(str(data)).name}: "
                                                                        f"{', '.join(names)}"))
     return metrics
+
+
+def _shard_key(pred: Predictor, plan: SplitPlan, opts: Options, planned: dict) -> str:
+    """Everything that changes a shard's records: the model (its config holds the weights' hash),
+    the data, the split's samples and the sampling settings."""
+    import hashlib
+    import json
+    blob = {"model": pred.config if pred.kind == "checkpoint" else pred.source, "label": pred.label,
+            "split": plan.name, "observable": plan.observable, "indices": plan.indices,
+            "data": planned["root"], "data_identity": planned["data_identity"], "data_norm": planned["data_norm"], "pipeline": planned["pipeline"],
+            "obs_norms": planned["obs_norms"], "train": planned["train"].to_dict(),
+            "opts": {k: getattr(opts, k) for k in ("task", "steps", "ensemble", "batch_size", "horizon", "feed",
+                                                   "seed")}}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
 
 CONVENTIONS = {

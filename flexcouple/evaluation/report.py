@@ -262,3 +262,56 @@ def comparison_markdown(table: dict, title: str = "") -> str:
 
 def concat(chunks: Iterable[list[dict]]) -> list[dict]:
     return [r for chunk in chunks for r in chunk]
+
+
+# ------------------------------------------------------------------------- resumable shards
+def _encode(obj):
+    """JSON with exact round trips: arrays tagged with their dtype, non-finite floats as strings."""
+    if isinstance(obj, dict):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return {"__array__": _encode(obj.tolist()), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else {"__float__": repr(v)}
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _decode(obj):
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            return np.asarray(_decode(obj["__array__"]), dtype=obj["dtype"]).reshape(obj["shape"])
+        if "__float__" in obj:
+            return float(obj["__float__"])
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj
+
+
+def save_shard(path: str | Path, key: str, records: list[dict], example: dict) -> None:
+    """The finished records of one (model, split), so that an interrupted evaluation resumes there.
+    Python's float repr round-trips exactly, so a resumed report equals an uninterrupted one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(_encode({"key": key, "records": records, "example": example})))
+    tmp.replace(path)
+
+
+def load_shard(path: str | Path, key: str) -> tuple[list[dict], dict] | None:
+    """(records, example) of a finished shard made with the same settings, else None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        data = _decode(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None  # a damaged shard is recomputed
+    if data.get("key") != key:
+        return None
+    return data["records"], data["example"]

@@ -225,3 +225,31 @@ def test_two_mpi_ranks_give_exactly_the_single_process_numbers(dataset, tmp_path
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["processes"] == 2 and one["processes"] == 1
     assert _without_run_details(two) == _without_run_details(one)
+
+
+def test_an_interrupted_evaluation_resumes_after_its_finished_splits(dataset, tmp_path, monkeypatch):
+    opts = lambda: E.Options(task="superres", ensemble=1, max_samples=2, progress=False,  # noqa: E731
+                             observables=("vorticity",), figures="none")
+    fresh = E.evaluate(["spectral"], dataset, "superres", tmp_path / "fresh", opts=opts(), splits=["test", "re_high"])
+    real, calls = E.evaluate_split, []
+
+    def interrupted(pred, plan, *a, **kw):
+        calls.append(plan.name)
+        if plan.name == "re_high" and len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(pred, plan, *a, **kw)
+
+    monkeypatch.setattr(E, "evaluate_split", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        E.evaluate(["spectral"], dataset, "superres", tmp_path / "run", opts=opts(), splits=["test", "re_high"])
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    resumed = E.evaluate(["spectral"], dataset, "superres", tmp_path / "run", opts=opts(), splits=["test", "re_high"])
+    assert calls == ["test", "re_high", "re_high"]  # the finished test split was not evaluated again
+    from flexcouple.evaluation.report import to_jsonable
+    assert to_jsonable(resumed["models"]) == to_jsonable(fresh["models"])
+    # other settings are another evaluation: nothing is reused
+    other = opts()
+    other.seed = 1
+    E.evaluate(["spectral"], dataset, "superres", tmp_path / "run", opts=other, splits=["test", "re_high"],
+               overwrite=True)
+    assert calls[-2:] == ["test", "re_high"]
