@@ -253,3 +253,17 @@ def test_an_interrupted_evaluation_resumes_after_its_finished_splits(dataset, tm
     E.evaluate(["spectral"], dataset, "superres", tmp_path / "run", opts=other, splits=["test", "re_high"],
                overwrite=True)
     assert calls[-2:] == ["test", "re_high"]
+
+
+def test_installed_console_script(dataset, tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "flexcouple"
+    if not script.exists():
+        pytest.skip("the flexcouple console script is not installed beside this interpreter (pip install -e .)")
+    res = subprocess.run([str(script), "evaluate", "--checkpoint", "bicubic", "--data", str(dataset), "--task",
+                          "superres", "--splits", "test", "--max-samples", "1", "--figures", "none", "--no-progress",
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "bicubic" in res.stdout and (tmp_path / "o" / "metrics.json").exists()
