@@ -184,9 +184,9 @@ class DataConfig:
         return dataclasses.asdict(self)
 
     def config_hash(self) -> str:
-        """sha256 of everything that changes the data (not the name or description)."""
+        """sha256 of everything that changes the data (the name too: files carry it; not descriptions)."""
         d = self.to_dict()
-        d.pop("name"), d.pop("description")
+        d.pop("description")
         for o in d["ood"]:
             o.pop("description", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))

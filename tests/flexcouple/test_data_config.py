@@ -61,9 +61,10 @@ def test_cases_and_file_stems():
         cfg.cases("nope")
 
 
-def test_hash_tracks_data_not_names():
+def test_hash_tracks_data_not_descriptions():
     cfg = DataConfig()
-    assert cfg.replace(name="other", description="x").config_hash() == cfg.config_hash()
+    assert cfg.replace(description="x").config_hash() == cfg.config_hash()
+    assert cfg.replace(name="other").config_hash() != cfg.config_hash()  # files carry the name
     assert cfg.replace(reynolds=[100.0, 300.0]).config_hash() != cfg.config_hash()
     assert cfg.replace(dtype="float64").config_hash() != cfg.config_hash()
 

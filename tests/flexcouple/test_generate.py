@@ -142,8 +142,11 @@ def test_resume_after_interruption_recomputes_only_missing_trajectories(referenc
 
 
 @pytest.mark.slow
-def test_kill_9_mid_run_then_rerun_gives_the_same_data_set(reference, tmp_path):
-    ref_out, cfg, _, ref_arrays = reference
+def test_kill_9_mid_run_then_rerun_gives_the_same_data_set(tmp_path):
+    # long enough trajectories (~0.3 s each) that the kill lands mid-run, never after the end
+    cfg = small_config(spinup=2.0, name="killed")
+    gen.generate(cfg, tmp_path / "reference", comm=None, progress=False, log=quiet)
+    ref_arrays = read_all(tmp_path / "reference")
     path = tmp_path / "cfg.toml"
     save_config(cfg, path)
     out = tmp_path / "killed"
@@ -155,13 +158,14 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_data_set(reference, tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "generating"
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "generating", left
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     arrays = read_all(out)
-    assert arrays.keys() == ref_arrays.keys()
+    assert arrays.keys() == ref_arrays.keys(), (left, done.stderr)
     for k in arrays:
-        np.testing.assert_array_equal(arrays[k], ref_arrays[k])
+        np.testing.assert_array_equal(arrays[k], ref_arrays[k], err_msg=f"{k}; left after the kill: {left}")
 
 
 def test_refuses_to_overwrite_a_data_set_made_with_another_config(reference, tmp_path, capsys):
@@ -268,6 +272,26 @@ def test_mpi_slab_decomposition_of_each_trajectory(reference, tmp_path):
         np.testing.assert_allclose(a, ref_arrays[k], atol=1e-4 * np.abs(ref_arrays[k]).max())
     prov = well.read_provenance(out / next(iter(arrays)))
     assert prov["slab_decomposition"] and prov["solver_settings"]["ranks"] == 2
+
+
+@pytest.mark.parametrize("physics", ["decaying", "free_slip_channel", "no_slip_channel", "obstacle"])
+def test_every_physics_preset_generates(physics, tmp_path):
+    cfg = load_preset(physics).replace(n=32, snapshots=2, spinup=0.3, interval=0.1, train=1, valid=0, test=0,
+                                       reynolds=[100.0], ood=[], resolution_tolerance=1.0, coarsen_factors=[4])
+    meta = gen.generate(cfg, tmp_path / physics, comm=None, progress=False, log=quiet)
+    path = tmp_path / physics / meta["splits"]["train"]["files"][0]
+    summary = well.validate_file(path, config_hash=cfg.config_hash(), full=True)
+    with h5py.File(path, "r") as f:
+        w = f["t0_fields/vorticity"][0]
+        bcs = {name: g.attrs["bc_type"] for name, g in f["boundary_conditions"].items()}
+    assert summary["boundary"] == cfg.boundaries[0] and np.abs(w).max() > 0
+    assert not np.allclose(w[0], w[1])  # the flow evolves
+    if physics == "obstacle":
+        assert bcs["solid"] == "WALL" and "inflow_velocity" in summary["parameters"]
+    if physics.endswith("channel"):
+        assert bcs["y_wall"] == "WALL"
+    if physics == "free_slip_channel":  # the sine series in y: vorticity vanishes on the wall y = 0
+        assert np.abs(w[:, :, 0]).max() < 1e-4 * np.abs(w).max()
 
 
 def test_console_script(tmp_path):
