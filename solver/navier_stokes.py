@@ -23,7 +23,7 @@ import numpy as np
 from solver import boundaries, forcings
 from solver.backends import make_backend
 from solver.grid import TWO_PI, SpectralGrid
-from solver.time_stepping import ETDRK4, phi_functions
+from solver.time_stepping import ETDRK4, numexpr, phi_functions
 
 BOUNDARIES = ("periodic", "free-slip") + boundaries.PENALISED
 
@@ -176,8 +176,10 @@ class NavierStokes2D:
         self._u_from_w = xp.asarray((1j * g.ky_d_np * inv_k2).astype(cdt))
         self._v_from_w = xp.asarray((-1j * g.kx_d_np * inv_k2).astype(cdt))
         scale = 1.0 / (g.nx * g.ny)
-        self._u_from_w_s, self._v_from_w_s = self._u_from_w * scale, self._v_from_w * scale
-        self._ikx_s, self._iky_s = self._ikx * scale, self._iky * scale
+        full = g.k2_np.shape
+        self._stack_multipliers = xp.asarray(np.stack([
+            np.broadcast_to(1j * g.ky_d_np * inv_k2, full), np.broadcast_to(-1j * g.kx_d_np * inv_k2, full),
+            np.broadcast_to(1j * g.kx_d_np, full), np.broadcast_to(1j * g.ky_d_np, full)]).astype(cdt) * scale)
         self._parseval = xp.asarray(g.parseval_np.astype(rdt))
         self.linear = -self.nu * k2 - self.drag
         self.linear = np.broadcast_to(self.linear, k2.shape)
@@ -221,6 +223,8 @@ class NavierStokes2D:
             self._sponge_eta = sponge_eta
         self.solid_fraction = self._chi
 
+        if numexpr is not None:
+            numexpr.set_num_threads(self.backend.threads)
         self._stepper = ETDRK4(self.linear, self._explicit, xp=xp, dtype=rdt, factor=-g.dealias_np)
         self._speed = 0.0  # max(|u|/dx + |v|/dy) of the last first-stage evaluation
         self.last_stats: dict = RunStats().as_dict()
@@ -256,11 +260,13 @@ class NavierStokes2D:
         xp = self.xp
         be = self.backend
         stack = be.spectral_buffer((4,))
-        # the 1/(nx ny) of the inverse FFT is folded into these multipliers
-        xp.multiply(self._u_from_w_s, w_hat, out=stack[0])
-        xp.multiply(self._v_from_w_s, w_hat, out=stack[1])
-        xp.multiply(self._ikx_s, w_hat, out=stack[2])
-        xp.multiply(self._iky_s, w_hat, out=stack[3])
+        # (u, v, d_x omega, d_y omega) hat = multipliers * omega hat, with the 1/(nx ny) of the
+        # inverse FFT folded into the multipliers
+        if numexpr is not None and xp is np:
+            m = self._stack_multipliers
+            numexpr.evaluate("m * w_hat", out=stack)
+        else:
+            xp.multiply(self._stack_multipliers, w_hat, out=stack)
         phys = be.backward_unscaled(stack)
         u, v, wx, wy = phys[0], phys[1], phys[2], phys[3]
         u0, v0 = self.mean_velocity
@@ -271,9 +277,12 @@ class NavierStokes2D:
         if record_speed:
             self._speed = self._speed_bound(u, v)
         adv = be.real_buffer()
-        xp.multiply(u, wx, out=adv)
-        wy *= v
-        adv += wy
+        if numexpr is not None and xp is np:
+            numexpr.evaluate("u * wx + v * wy", out=adv)
+        else:
+            xp.multiply(u, wx, out=adv)
+            wy *= v
+            adv += wy
         transformed = be.forward_view(adv)
         if self._forcing_hat is not None:
             return transformed - self._forcing_hat

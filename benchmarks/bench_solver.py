@@ -1,0 +1,274 @@
+"""Solver speed: ms per step against the FFT floor, the jax-cfd peer, and MPI ranks.
+
+    .venv/bin/python benchmarks/bench_solver.py [--sizes 128 256 512 1024] [--quick]
+
+Writes benchmarks/results/solver.json and solver.png. Every ratio is measured in one run, with the
+two quantities timed alternately, so that a noisy shared machine biases both alike.
+
+* ms/step: Kolmogorov flow at Re = 1000 (drag 0.1, k_f = 4), fixed dt, after a warm-up, the median
+  of several blocks of steps.
+* FFT floor: FFTs per step (4 stages x (4 inverse + 1 forward) = 20) x the time of one real 2D FFT of
+  that size on that backend (the mean of one forward and one inverse transform of a single field).
+  Target: step / floor <= 1.3 at n >= 256.
+* peer: jax-cfd's ForcedNavierStokes2D with crank_nicolson_rk4 (benchmarks/peer_jaxcfd.py, run in
+  the separate environment .venv-peer, see requirements/peer.txt), same problem and dt, compile time
+  excluded, and the vorticity correlation of the two at t = 1 from the same initial field.
+* MPI: 1, 2, 4 ranks (this machine has 2 cores: 4 ranks oversubscribe it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from solver import NavierStokes2D, cupy_available, random_field  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+FFTS_PER_STEP = 20
+
+
+def block_timer(fn, reps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def sync(sim):
+    if sim.backend_name == "cupy":
+        sim.xp.cuda.Stream.null.synchronize()
+
+
+def measure_backend(n: int, backend: str, dtype: str, blocks: int = 5, min_block_s: float = 0.3) -> dict:
+    sim = NavierStokes2D(n, 1000.0, forcing="kolmogorov", drag=0.1, backend=backend, dtype=dtype)
+    dt = 0.5 * (2 * np.pi / n) / 7.0  # jax-cfd's rule dt = 0.5 dx / u_max with u_max = 7
+    w_hat = sim.to_spectral(sim.xp.asarray(random_field(n, seed=0).astype(dtype)))
+    be = sim.backend
+    field = be.real_buffer()
+    field[...] = sim.to_physical(w_hat)
+    spec = be.forward(field)
+
+    omega = sim.xp.asarray(random_field(n, seed=0).astype(dtype))
+    block = 10
+
+    def step():
+        # the public path: advance() with its CFL bookkeeping and blow-up checks, 10 steps a call
+        nonlocal omega
+        omega = sim.advance(omega, block * dt, dt=dt)
+        sync(sim)
+
+    def one_fft_pair():
+        # one forward and one inverse real 2D FFT of a single field, the solver's own plans
+        be.forward_view(field)
+        buf = be.spectral_buffer()
+        buf[...] = spec
+        be.backward_unscaled(buf)
+        sync(sim)
+
+    # warm-up (plans, coefficient cache, caches), then size the blocks to ~min_block_s
+    step()
+    one_fft_pair()
+    t_step = block_timer(step, 1)
+    reps_step = max(1, int(min_block_s / max(t_step, 1e-6)))
+    t_fft = block_timer(one_fft_pair, 3)
+    reps_fft = max(3, int(min_block_s / max(t_fft, 1e-6)))
+    steps, ffts = [], []
+    for _ in range(blocks):  # alternate, so that load changes hit both
+        steps.append(block_timer(step, reps_step) / block)
+        ffts.append(block_timer(one_fft_pair, reps_fft))
+    ms_step = 1e3 * statistics.median(steps)
+    ms_fft = 1e3 * statistics.median(ffts) / 2.0
+    floor = FFTS_PER_STEP * ms_fft
+    finite = bool(sim.xp.all(sim.xp.isfinite(omega)))
+    return {"n": n, "backend": backend, "dtype": dtype, "ms_per_step": ms_step, "ms_per_fft": ms_fft,
+            "fft_floor_ms": floor, "ratio_to_floor": ms_step / floor, "dt": dt, "finite": finite,
+            "threads": be.threads}
+
+
+def run_peer(sizes, t_end: float = 1.0) -> list[dict]:
+    peer_python = ROOT / ".venv-peer" / "bin" / "python"
+    script = ROOT / "benchmarks" / "peer_jaxcfd.py"
+    if not peer_python.exists() or not script.exists():
+        print(f"peer: skipped, {peer_python} or {script} missing (see requirements/peer.txt)")
+        return [{"skipped": f"{peer_python} or {script} missing"}]
+    out = []
+    for n in sizes:
+        dt = 0.5 * (2 * np.pi / n) / 7.0
+        omega0 = random_field(n, seed=0)
+        sim = NavierStokes2D(n, 1000.0, forcing="kolmogorov", drag=0.1, backend="pyfftw")
+        ours_final = sim.advance(omega0, t_end, dt=dt)
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(f"{tmp}/init.npy", omega0)
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [str(peer_python), str(script), "--n", str(n), "--reynolds", "1000", "--dt", repr(dt),
+                 "--t-end", repr(t_end), "--init", f"{tmp}/init.npy", "--out", f"{tmp}/peer.npz"],
+                capture_output=True, text=True, timeout=1800, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            if proc.returncode != 0:
+                print(proc.stdout, proc.stderr)
+                out.append({"n": n, "error": proc.stderr[-2000:]})
+                continue
+            with np.load(f"{tmp}/peer.npz", allow_pickle=False) as res:
+                peer_final = res["vorticity"]
+                peer_ms = float(res["ms_per_step"])
+                peer_meta = {k: res[k].item() for k in res.files if res[k].ndim == 0 and k != "ms_per_step"}
+        # ours, timed now, right after the peer, at the same dt
+        ours = measure_backend(n, "pyfftw", "float64")
+        a, b = ours_final - ours_final.mean(), peer_final - peer_final.mean()
+        corr = float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+        rel = float(np.linalg.norm(ours_final - peer_final) / np.linalg.norm(peer_final))
+        row = {"n": n, "dt": dt, "t_end": t_end, "ours_ms_per_step": ours["ms_per_step"], "peer_ms_per_step": peer_ms,
+               "speedup_ours_over_peer": peer_ms / ours["ms_per_step"], "correlation_at_t_end": corr,
+               "relative_l2_difference": rel, "peer_wall_s": time.perf_counter() - t0,
+               **{f"peer_{k}": v for k, v in peer_meta.items()}}
+        print(f"peer n={n}: ours {ours['ms_per_step']:.2f} ms/step, jax-cfd {peer_ms:.2f} ms/step "
+              f"(x{row['speedup_ours_over_peer']:.2f}), correlation at t={t_end:g}: {corr:.5f}")
+        out.append(row)
+    return out
+
+
+MPI_SCRIPT = """
+import statistics, sys, time
+import numpy as np
+from mpi4py import MPI
+from solver import NavierStokes2D, random_field
+from solver.mpi import local_part
+comm = MPI.COMM_WORLD
+n = int(sys.argv[1])
+sim = NavierStokes2D(n, 1000.0, forcing="kolmogorov", drag=0.1, comm=comm, backend="pyfftw")
+dt = 0.5 * (2 * np.pi / n) / 7.0
+w = local_part(random_field(n, seed=0), sim)
+steps = int(sys.argv[2])
+w = sim.advance(w, dt, dt=dt)
+times = []
+for _ in range(5):
+    comm.Barrier(); t = time.perf_counter()
+    w = sim.advance(w, steps * dt, dt=dt)
+    comm.Barrier(); times.append((time.perf_counter() - t) / steps)
+if comm.rank == 0:
+    print("MS_PER_STEP", 1e3 * statistics.median(times))
+"""
+
+
+def run_mpi(sizes, ranks=(1, 2, 4)) -> list[dict]:
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    if not mpiexec.exists():
+        return [{"skipped": f"no mpiexec next to {sys.executable}"}]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "mpi_bench.py"
+        script.write_text(MPI_SCRIPT)
+        for n in sizes:
+            for p in ranks:
+                steps = max(10, int(4e6 / n**2))
+                proc = subprocess.run([str(mpiexec), "-n", str(p), sys.executable, str(script), str(n), str(steps)],
+                                      capture_output=True, text=True, timeout=1200,
+                                      env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
+                line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MS_PER_STEP")]
+                if proc.returncode != 0 or not line:
+                    out.append({"n": n, "ranks": p, "error": proc.stderr[-1500:]})
+                    continue
+                ms = float(line[0].split()[1])
+                out.append({"n": n, "ranks": p, "ms_per_step": ms})
+                print(f"mpi n={n} ranks={p}: {ms:.2f} ms/step")
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    rows = results["backends"]
+    for (backend, dtype) in sorted({(r["backend"], r["dtype"]) for r in rows}):
+        sel = sorted((r for r in rows if r["backend"] == backend and r["dtype"] == dtype), key=lambda r: r["n"])
+        ns = [r["n"] for r in sel]
+        style = "-" if dtype == "float64" else "--"
+        line, = axes[0].loglog(ns, [r["ms_per_step"] for r in sel], style, marker="o", label=f"{backend} {dtype}")
+        axes[0].loglog(ns, [r["fft_floor_ms"] for r in sel], ":", color=line.get_color())
+        axes[1].semilogx(ns, [r["ratio_to_floor"] for r in sel], style, marker="o", label=f"{backend} {dtype}")
+    axes[0].set_title("ms per step (dotted: FFT floor)")
+    axes[0].set_xlabel("n")
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(1.3, color="k", lw=0.8, ls="--", label="target 1.3")
+    axes[1].set_title("step time / FFT floor")
+    axes[1].set_xlabel("n")
+    axes[1].legend(fontsize=7)
+    peer = [r for r in results.get("peer", []) if "peer_ms_per_step" in r]
+    mpi = [r for r in results.get("mpi", []) if "ms_per_step" in r]
+    ax = axes[2]
+    if peer:
+        ns = [r["n"] for r in peer]
+        ax.loglog(ns, [r["ours_ms_per_step"] for r in peer], "o-", label="ours (pyfftw, 1 thread)")
+        ax.loglog(ns, [r["peer_ms_per_step"] for r in peer], "s-", label="jax-cfd CN-RK4")
+    for p in sorted({r["ranks"] for r in mpi}):
+        sel = sorted((r for r in mpi if r["ranks"] == p), key=lambda r: r["n"])
+        ax.loglog([r["n"] for r in sel], [r["ms_per_step"] for r in sel], "^:", label=f"MPI {p} rank(s)")
+    ax.set_title("peer and MPI (2 cores)")
+    ax.set_xlabel("n")
+    ax.set_ylabel("ms per step")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
+    ap.add_argument("--peer-sizes", type=int, nargs="+", default=[128, 256, 512])
+    ap.add_argument("--mpi-sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--skip-mpi", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS / "solver.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.peer_sizes, args.mpi_sizes = [64, 128], [64], [128]
+    backends = ["numpy", "scipy", "pyfftw"]
+    gpu_ok, gpu_why = cupy_available()
+    if gpu_ok:
+        backends.append("cupy")
+    results = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "numpy": np.__version__, "load_average_start": os.getloadavg(),
+                    "note": "2 shared CPU cores; FFT threads = 1 per process unless stated; "
+                            "MPI with 4 ranks oversubscribes the 2 cores"},
+        "gpu": {"available": gpu_ok, "why_not": gpu_why},
+        "backends": [],
+    }
+    for n in args.sizes:
+        for backend in backends:
+            for dtype in ("float64", "float32"):
+                row = measure_backend(n, backend, dtype)
+                results["backends"].append(row)
+                print(f"n={n:5d} {backend:7s} {dtype}: {row['ms_per_step']:8.2f} ms/step, floor "
+                      f"{row['fft_floor_ms']:8.2f} ms, ratio {row['ratio_to_floor']:.2f}", flush=True)
+    if not args.skip_peer:
+        results["peer"] = run_peer(args.peer_sizes)
+    if not args.skip_mpi:
+        results["mpi"] = run_mpi(args.mpi_sizes)
+    results["machine"]["load_average_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    plot(results, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
