@@ -151,18 +151,29 @@ def save_checkpoint(path: Path, record: dict) -> None:
             np.savez(f, **record)
 
 
-def load_checkpoint(path: Path, cfg: DataConfig) -> dict | None:
-    """A finished trajectory, or None when the file is missing or damaged (then it is recomputed)."""
+PROVENANCE_KEYS = ("seed", "steps", "dt_min", "dt_mean", "dt_max", "cfl_max", "wall_time_s", "resolution_ratio")
+
+
+def load_checkpoint(path: Path, cfg: DataConfig, lazy: bool = False):
+    """A finished trajectory, or None when the file is missing or damaged (then it is recomputed).
+
+    Every array is read once to prove the file whole. ``lazy=True`` returns the open ``np.load``
+    mapping (arrays read again on access, one at a time) instead of a dict held in memory."""
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            rec = {k: z[k] for k in z.files}
+        z = np.load(path, allow_pickle=False)
+        shapes = {k: z[k].shape for k in z.files}  # reads (and checks) every member
     except Exception:  # a damaged checkpoint is recomputed, never trusted
         return None
-    w = rec.get("vorticity")
-    if w is None or w.shape != (cfg.snapshots, cfg.n, cfg.n) or (cfg.store_velocity and "velocity" not in rec):
+    needed = ("vorticity", "settings_json") + PROVENANCE_KEYS + (("velocity",) if cfg.store_velocity else ())
+    if any(k not in shapes for k in needed) or shapes["vorticity"] != (cfg.snapshots, cfg.n, cfg.n):
+        z.close()
         return None
+    if lazy:
+        return z
+    rec = {k: z[k] for k in z.files}
+    z.close()
     return rec
 
 
@@ -254,8 +265,16 @@ def _prepare_root(cfg: DataConfig, out: Path, overwrite: bool, log) -> None:
 
 def _pending(cfg: DataConfig, out: Path, tasks: list[Task]) -> list[Task]:
     """Tasks whose file is not written and whose checkpoint is missing or damaged."""
-    return [t for t in tasks if not data_path(out, t.split, t.case, cfg.physics).exists()
-            and load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg) is None]
+    pending = []
+    for t in tasks:
+        if data_path(out, t.split, t.case, cfg.physics).exists():
+            continue
+        rec = load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg, lazy=True)
+        if rec is None:
+            pending.append(t)
+        else:
+            rec.close()
+    return pending
 
 
 def _remove_dataset(out: Path) -> None:
@@ -390,12 +409,17 @@ def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool
                 continue
             tasks = [Task(split, case, i, cfg.ic_seed(split, i)) for i in range(cfg.trajectories(split))]
             records = []
-            for t in tasks:
-                rec = load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg)
-                if rec is None:
-                    raise RuntimeError(f"trajectory {t.index} of {path.name} is missing after the run; re-run the command")
-                records.append(rec)
-            _merge(cfg, case, split, path, records, config_hash, commit, versions, created, ranks, slab)
+            try:
+                for t in tasks:
+                    rec = load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg, lazy=True)
+                    if rec is None:
+                        raise RuntimeError(f"trajectory {t.index} of {path.name} is missing after the run; "
+                                           f"re-run the command")
+                    records.append(rec)
+                _merge(cfg, case, split, path, records, config_hash, commit, versions, created, ranks, slab)
+            finally:
+                for rec in records:
+                    rec.close()
             shutil.rmtree(checkpoint_path(out, tasks[0], cfg.physics).parent, ignore_errors=True)
     work = out / WORK_DIR
     if work.exists():
@@ -466,20 +490,16 @@ def _merge(cfg, case, split, path, records, config_hash, commit, versions, creat
         "initial_condition": json.dumps({"kind": "random_field", "peak_wavenumber": cfg.ic_peak_wavenumber,
                                          "energy": cfg.ic_energy}),
     }
-    trajectories = []
-    for r in records:
-        t = {k: r[k] for k in ("vorticity", "seed", "steps", "dt_min", "dt_mean", "dt_max", "cfl_max",
-                               "wall_time_s", "resolution_ratio")}
-        t["velocity"] = r.get("velocity")
-        trajectories.append(t)
     coarse = ({f"{cfg.coarsen_method}_x{f}": (f, cfg.coarsen_method) for f in cfg.coarsen_factors}
               if cfg.store_coarse else None)
     attrs = {"physics": cfg.physics, "boundary": case.boundary, "split": split, "config_hash": config_hash,
              "package_version": versions["flexcouple"], "git_commit": commit}
-    solid = records[0].get("solid")
-    well.write_parameter_set(path, dataset_name=cfg.name, trajectories=trajectories, times=np.asarray(cfg.times()),
+    solid = records[0]["solid"] if "solid" in records[0] else None
+    # records are lazy np.load mappings: the writer reads one trajectory at a time
+    well.write_parameter_set(path, dataset_name=cfg.name, trajectories=records, times=np.asarray(cfg.times()),
                              x=x, y=x, boundary=case.boundary, parameters=parameters, attrs=attrs,
-                             provenance_attrs=provenance, dtype=cfg.dtype, solid=solid, coarse=coarse)
+                             provenance_attrs=provenance, dtype=cfg.dtype, solid=solid, coarse=coarse,
+                             provenance_keys=PROVENANCE_KEYS)
 
 
 def training_statistics(out: Path, train_files: list[str]) -> dict:

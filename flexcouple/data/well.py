@@ -154,10 +154,13 @@ def write_parameter_set(
     dtype: str = "float32",
     solid: np.ndarray | None = None,
     coarse: dict[str, tuple[int, str]] | None = None,
+    provenance_keys: tuple[str, ...] | None = None,
 ) -> None:
     """Write one parameter set atomically. ``trajectories``: dicts with ``vorticity`` (n_t, n, n),
     optional ``velocity`` (n_t, n, n, 2), and provenance scalars (``seed``, ``dt_min`` ...); they are
-    written one at a time (memory holds one trajectory's arrays, not the whole file).
+    written one at a time (memory holds one trajectory's arrays, not the whole file). Any mapping
+    works, e.g. a lazily-read ``np.load`` of an ``.npz`` checkpoint. ``provenance_keys``: the
+    per-trajectory scalars to store (default: every key but the fields).
 
     ``coarse``: {group name: (factor, method)} coarse copies to store, computed here with
     :func:`flexcouple.data.coarsen.coarsen`."""
@@ -168,7 +171,7 @@ def write_parameter_set(
         raise ValueError(f"{path}: no trajectories to write")
     first = trajectories[0]
     n_t, nx, ny = np.shape(first["vorticity"])
-    has_velocity = first.get("velocity") is not None
+    has_velocity = "velocity" in first and first["velocity"] is not None
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["dataset_name"] = dataset_name
         f.attrs["grid_type"] = "cartesian"
@@ -234,7 +237,8 @@ def write_parameter_set(
         prov = f.create_group("provenance")
         for k, v in provenance_attrs.items():
             prov.attrs[k] = v
-        per_traj_keys = [k for k in first if k not in ("vorticity", "velocity")]
+        per_traj_keys = list(provenance_keys if provenance_keys is not None
+                             else [k for k in first if k not in ("vorticity", "velocity")])
         per_traj = {k: [] for k in per_traj_keys}
         for i, traj in enumerate(trajectories):
             vort = np.asarray(traj["vorticity"])

@@ -144,7 +144,7 @@ def test_resume_after_interruption_recomputes_only_missing_trajectories(referenc
 @pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_gives_the_same_data_set(tmp_path):
     # long enough trajectories (~0.3 s each) that the kill lands mid-run, never after the end
-    cfg = small_config(spinup=2.0, name="killed")
+    cfg = small_config(n=48, spinup=2.0, name="killed")
     gen.generate(cfg, tmp_path / "reference", comm=None, progress=False, log=quiet)
     ref_arrays = read_all(tmp_path / "reference")
     path = tmp_path / "cfg.toml"
