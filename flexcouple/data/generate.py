@@ -263,6 +263,24 @@ def _prepare_root(cfg: DataConfig, out: Path, overwrite: bool, log) -> None:
     well.write_text_atomic(out / CONFIG_FILE, to_toml(cfg))
 
 
+def _preflight(cfg: DataConfig, comm, slab: bool) -> None:
+    """Fail before touching the output directory when the run cannot work here."""
+    if cfg.backend == "cupy":
+        from solver import cupy_available
+
+        ok, why = cupy_available()
+        if not ok:
+            raise ValueError(f"solver.backend = 'cupy' cannot run here: {why}; use numpy, scipy or pyfftw")
+        if comm is not None and slab:
+            raise ValueError("--slab with the cupy backend is not supported by the solver; drop --slab")
+    if slab and comm is not None:
+        try:
+            import mpi4py_fft  # noqa: F401
+        except ImportError:
+            raise ValueError("--slab needs mpi4py-fft (pip install mpi4py-fft; it builds against the FFTW "
+                             "headers, apt-get install libfftw3-dev)") from None
+
+
 def _pending(cfg: DataConfig, out: Path, tasks: list[Task]) -> list[Task]:
     """Tasks whose file is not written and whose checkpoint is missing or damaged."""
     pending = []
@@ -330,6 +348,7 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
                 print(msg, file=sys.stderr, flush=True)
 
     start = time.perf_counter()
+    _preflight(cfg, comm, slab)
     _collective(comm, _prepare_root, cfg, out, overwrite, log)
     config_hash = cfg.config_hash()
 

@@ -220,6 +220,16 @@ def test_bad_configs_are_reported_without_traceback(tmp_path, capsys):
     assert "--out DIR is required" in capsys.readouterr().err
 
 
+def test_unusable_backend_fails_before_writing_anything(tmp_path, capsys):
+    from solver import cupy_available
+
+    if cupy_available()[0]:
+        pytest.skip("a CUDA GPU is present: the cupy backend is usable here")
+    out = tmp_path / "gpu"
+    assert main(["generate", "--preset", "tiny", "--backend", "cupy", "--out", str(out)]) == 1
+    assert "cupy" in capsys.readouterr().err and not out.exists()
+
+
 def test_under_resolved_cases_warn_and_are_recorded(tmp_path):
     cfg = small_config(reynolds=[2000.0], train=1, valid=0, test=0, ood=[], resolution_tolerance=1e-6,
                        snapshots=2)
