@@ -69,7 +69,9 @@ class Predictor:
         d.update({k: self.config[k] for k in keys if k in self.config})
         if self.kind == "checkpoint":
             d["parameters"] = int(sum(p.numel() for p in self.model.parameters()))
-            d["data"] = self.config.get("data", {})
+            data = self.config.get("data") or {}
+            d["data"] = {k: data[k] for k in ("root", "crop", "splits", "superres_options", "forecast_options")
+                         if k in data}
         return d
 
     def training_options(self, task: str) -> dict:
@@ -632,6 +634,10 @@ CONVENTIONS = {
                 "of the ensemble mean with the truth falls below 0.95 (linear interpolation); censored = "
                 "samples that stay above 0.95 over the whole horizon",
     "reduction": "means over samples in sample order; exact whatever the number of processes",
+    "walls": "on wall-bounded splits (free-slip, channel) SSIM reflects at the borders and the spectrum is the "
+             "FFT spectrum of the field as if periodic, a diagnostic rather than a physical spectrum",
+    "rollout_spread": "with feed='mean' the ensemble at each lead is sampled around the mean trajectory, so its "
+                      "spread is the one-step uncertainty; feed='members' gives the spread of K trajectories",
 }
 
 
