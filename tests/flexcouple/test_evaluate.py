@@ -267,3 +267,20 @@ def test_installed_console_script(dataset, tmp_path):
                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "bicubic" in res.stdout and (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_derived_velocity_matches_the_solvers_stored_velocity(dataset):
+    """The unseen-observable split derives (u, v) spectrally from the vorticity; it must be the
+    velocity the solver stored (t1_fields/velocity), sign conventions included."""
+    import h5py
+
+    from flexcouple.evaluation.metrics import velocity_from_vorticity
+
+    path = sorted((Path(dataset) / "data" / "test").glob("*.hdf5"))[0]
+    with h5py.File(path, "r") as f:
+        w = f["t0_fields/vorticity"][0, :3].astype(np.float64)
+        stored = f["t1_fields/velocity"][0, :3].astype(np.float64)
+    u, v = velocity_from_vorticity(w)
+    scale = np.abs(stored).max()
+    np.testing.assert_allclose(u, stored[..., 0], atol=1e-5 * scale)
+    np.testing.assert_allclose(v, stored[..., 1], atol=1e-5 * scale)
