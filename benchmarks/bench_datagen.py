@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--trajectories", type=int, default=8)
-    parser.add_argument("--snapshots", type=int, default=16)
+    parser.add_argument("--snapshots", type=int, default=32)
     parser.add_argument("--slab-n", type=int, default=256, help="grid of the one-trajectory slab comparison")
     parser.add_argument("--quick", action="store_true", help="smaller probes (for a smoke run)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "datagen.json")
