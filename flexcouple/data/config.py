@@ -299,7 +299,7 @@ class Case:
 
     def stem(self, physics: str) -> str:
         b = self.boundary.replace("-", "")
-        return f"{physics}_{b}_Re{self.reynolds:g}_kf{self.forcing_wavenumber}"
+        return f"{physics}_{b}_Re{self.reynolds:.10g}_kf{self.forcing_wavenumber}"
 
 
 def _is_int(v) -> bool:

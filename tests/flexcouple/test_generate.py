@@ -86,6 +86,24 @@ def test_cli_end_to_end_and_rerun_skips_everything(tmp_path, capsys):
     assert "(8 already done)" in capsys.readouterr().err
 
 
+def test_a_deleted_file_is_regenerated_identically(reference, tmp_path):
+    ref_out, cfg, _, ref_arrays = reference
+    out = tmp_path / "deleted"
+    shutil.copytree(ref_out, out)
+    victim = out / "data" / "test" / "kolmogorov_periodic_Re150_kf4.hdf5"
+    victim.unlink()
+    calls = []
+    original = gen.simulate_trajectory
+    gen.simulate_trajectory = lambda *a, **k: calls.append(a) or original(*a, **k)
+    try:
+        meta = gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    finally:
+        gen.simulate_trajectory = original
+    assert len(calls) == cfg.test and meta["status"] == "complete"
+    with h5py.File(victim, "r") as f:
+        np.testing.assert_array_equal(f["t0_fields/vorticity"][:], ref_arrays["data/test/kolmogorov_periodic_Re150_kf4.hdf5"])
+
+
 def test_cli_flags_override_the_preset(tmp_path, capsys):
     assert main(["generate", "--preset", "tiny", "--n", "48", "--reynolds", "120,240", "--no-ood",
                  "--print-config"]) == 0
