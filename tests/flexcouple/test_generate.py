@@ -302,6 +302,20 @@ def test_mpi_slab_decomposition_of_each_trajectory(reference, tmp_path):
     assert prov["slab_decomposition"] and prov["solver_settings"]["ranks"] == 2
 
 
+def test_stored_kolmogorov_flow_has_the_forced_mean_profile_along_the_right_axis(tmp_path):
+    """End-to-end physics and layout check: forcing f = (sin(4y), 0) drives a mean streamwise velocity
+    <u>(y) ~ sin(4y); it must show up in velocity[..., 0] as a function of axis 1 (y), not axis 0."""
+    cfg = small_config(reynolds=[100.0], train=2, valid=0, test=0, spinup=5.0, snapshots=8, interval=0.5, ood=[])
+    meta = gen.generate(cfg, tmp_path / "kolmogorov", comm=None, progress=False, log=quiet)
+    with h5py.File(tmp_path / "kolmogorov" / meta["splits"]["train"]["files"][0], "r") as f:
+        uv = f["t1_fields/velocity"][:].astype(np.float64)
+    y = 2 * np.pi * np.arange(cfg.n) / cfg.n
+    forced = np.sin(cfg.forcing_wavenumber * y)
+    assert np.corrcoef(uv[..., 0].mean(axis=(0, 1, 2)), forced)[0, 1] > 0.9      # <u>(y)
+    assert abs(np.corrcoef(uv[..., 0].mean(axis=(0, 1, 3)), forced)[0, 1]) < 0.6  # not <u>(x)
+    assert abs(np.corrcoef(uv[..., 1].mean(axis=(0, 1, 2)), forced)[0, 1]) < 0.6  # not <v>(y)
+
+
 @pytest.mark.parametrize("physics", ["decaying", "free_slip_channel", "no_slip_channel", "obstacle"])
 def test_every_physics_preset_generates(physics, tmp_path):
     cfg = load_preset(physics).replace(n=32, snapshots=2, spinup=0.3, interval=0.1, train=1, valid=0, test=0,
