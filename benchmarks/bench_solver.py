@@ -51,8 +51,9 @@ def sync(sim):
         sim.xp.cuda.Stream.null.synchronize()
 
 
-def measure_backend(n: int, backend: str, dtype: str, blocks: int = 5, min_block_s: float = 0.3) -> dict:
-    sim = NavierStokes2D(n, 1000.0, forcing="kolmogorov", drag=0.1, backend=backend, dtype=dtype)
+def measure_backend(n: int, backend: str, dtype: str, blocks: int = 5, min_block_s: float = 0.3,
+                    threads: int = 1) -> dict:
+    sim = NavierStokes2D(n, 1000.0, forcing="kolmogorov", drag=0.1, backend=backend, dtype=dtype, threads=threads)
     dt = 0.5 * (2 * np.pi / n) / 7.0  # jax-cfd's rule dt = 0.5 dx / u_max with u_max = 7
     w_hat = sim.to_spectral(sim.xp.asarray(random_field(n, seed=0).astype(dtype)))
     be = sim.backend
@@ -194,13 +195,15 @@ def plot(results: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     rows = results["backends"]
-    for (backend, dtype) in sorted({(r["backend"], r["dtype"]) for r in rows}):
-        sel = sorted((r for r in rows if r["backend"] == backend and r["dtype"] == dtype), key=lambda r: r["n"])
+    for (backend, dtype, threads) in sorted({(r["backend"], r["dtype"], r["threads"]) for r in rows}):
+        sel = sorted((r for r in rows if (r["backend"], r["dtype"], r["threads"]) == (backend, dtype, threads)),
+                     key=lambda r: r["n"])
         ns = [r["n"] for r in sel]
         style = "-" if dtype == "float64" else "--"
-        line, = axes[0].loglog(ns, [r["ms_per_step"] for r in sel], style, marker="o", label=f"{backend} {dtype}")
+        label = f"{backend} {dtype}" + (f" {threads}t" if threads > 1 else "")
+        line, = axes[0].loglog(ns, [r["ms_per_step"] for r in sel], style, marker="o", label=label)
         axes[0].loglog(ns, [r["fft_floor_ms"] for r in sel], ":", color=line.get_color())
-        axes[1].semilogx(ns, [r["ratio_to_floor"] for r in sel], style, marker="o", label=f"{backend} {dtype}")
+        axes[1].semilogx(ns, [r["ratio_to_floor"] for r in sel], style, marker="o", label=label)
     axes[0].set_title("ms per step (dotted: FFT floor)")
     axes[0].set_xlabel("n")
     axes[0].legend(fontsize=7)
@@ -232,6 +235,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     ap.add_argument("--peer-sizes", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--mpi-sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="FFT / numexpr threads to measure for pyfftw (the others run with 1)")
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-mpi", action="store_true")
@@ -251,13 +256,14 @@ def main(argv=None) -> int:
         "gpu": {"available": gpu_ok, "why_not": gpu_why},
         "backends": [],
     }
+    configs = [(b, d, 1) for b in backends for d in ("float64", "float32")]
+    configs += [("pyfftw", d, t) for t in args.threads if t > 1 for d in ("float64", "float32")]
     for n in args.sizes:
-        for backend in backends:
-            for dtype in ("float64", "float32"):
-                row = measure_backend(n, backend, dtype)
-                results["backends"].append(row)
-                print(f"n={n:5d} {backend:7s} {dtype}: {row['ms_per_step']:8.2f} ms/step, floor "
-                      f"{row['fft_floor_ms']:8.2f} ms, ratio {row['ratio_to_floor']:.2f}", flush=True)
+        for backend, dtype, threads in configs:
+            row = measure_backend(n, backend, dtype, threads=threads)
+            results["backends"].append(row)
+            print(f"n={n:5d} {backend:7s} {dtype} {threads} thread(s): {row['ms_per_step']:8.2f} ms/step, floor "
+                  f"{row['fft_floor_ms']:8.2f} ms, ratio {row['ratio_to_floor']:.2f}", flush=True)
     if not args.skip_peer:
         results["peer"] = run_peer(args.peer_sizes)
     if not args.skip_mpi:
