@@ -101,6 +101,48 @@ def cost_probe(preset: str, t_probe: float) -> dict:
                       "dt shrinks as the flow spins up, so treat it as a lower bound within ~2x"}
 
 
+def samples_figure(dataset: Path, path: Path) -> None:
+    """One vorticity snapshot per split and its energy spectrum with the dealiasing cutoff marked."""
+    import h5py
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from flexcouple.data.generate import cutoff_shell
+
+    meta = json.loads((dataset / well.METADATA_FILE).read_text())
+    panels = [(split, rel) for split, info in meta["splits"].items() for rel in info["files"]]
+    panels = [p for p in panels if p[0] != "valid"][:8]
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.2 * len(panels), 4.6), squeeze=False)
+    for j, (split, rel) in enumerate(panels):
+        with h5py.File(dataset / rel, "r") as f:
+            w = f["t0_fields/vorticity"][0, -1].astype(np.float64)
+            re_, kf, bc = float(f.attrs["Re"]), int(f.attrs["forcing_wavenumber"]), str(f.attrs["boundary"])
+        n = w.shape[0]
+        lim = np.abs(w).max()
+        ax = axes[0, j]
+        ax.imshow(w.T, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(0, 2 * np.pi, 0, 2 * np.pi))
+        ax.set_title(f"{split}\nRe {re_:g}, k_f {kf}, {bc}", fontsize=7)
+        ax.set_xticks([]), ax.set_yticks([])
+        # isotropic energy spectrum E(k) = sum_shell |w_hat|^2 / (2 k^2) (periodic FFT; for walls indicative)
+        wh = np.fft.fft2(w) / n**2
+        k1 = np.fft.fftfreq(n, 1 / n)
+        kk = np.sqrt(k1[:, None] ** 2 + k1[None, :] ** 2)
+        dens = np.where(kk > 0, np.abs(wh) ** 2 / (2 * np.maximum(kk, 1) ** 2), 0)
+        e = np.bincount(np.rint(kk).astype(int).ravel(), dens.ravel())
+        ax = axes[1, j]
+        ax.loglog(np.arange(1, len(e)), e[1:], lw=1)
+        ax.axvline(cutoff_shell(n, True), color="k", ls="--", lw=0.8)
+        ax.set_xlabel("k", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[1, 0].set_ylabel("E(k), last snapshot", fontsize=7)
+    fig.suptitle(f"{meta['name']}: vorticity (x right, y up) and spectra, dashed = 2/3 cutoff", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64)
@@ -109,7 +151,13 @@ def main(argv=None) -> int:
     parser.add_argument("--slab-n", type=int, default=256, help="grid of the one-trajectory slab comparison")
     parser.add_argument("--quick", action="store_true", help="smaller probes (for a smoke run)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "datagen.json")
+    parser.add_argument("--samples-figure", type=Path, metavar="DATASET",
+                        help="only draw benchmarks/results/datagen_samples.png from an existing data set")
     args = parser.parse_args(argv)
+    if args.samples_figure is not None:
+        samples_figure(args.samples_figure, args.out.parent / "datagen_samples.png")
+        print(f"wrote {args.out.parent / 'datagen_samples.png'}")
+        return 0
 
     cfg = bench_config(args.n, args.trajectories, args.snapshots)
     results = {"benchmark": "datagen", "claim": "snapshots per second of `flexcouple generate` with 1 and 2 MPI ranks",
