@@ -343,3 +343,22 @@ def test_console_script(tmp_path):
     res = subprocess.run([str(script), "generate", "--preset", "tiny", "--n", "32", "--no-ood", "--print-config"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "n = 32" in res.stdout
+
+
+@pytest.mark.slow
+def test_the_shipped_tiny_preset_end_to_end(tmp_path):
+    """The embedded default exactly as `flexcouple demo` uses it (under a minute on one core)."""
+    from flexcouple.data.datasets import ForecastDataset, SuperResDataset
+
+    out = tmp_path / "tiny"
+    assert main(["generate", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    meta = json.loads((out / well.METADATA_FILE).read_text())
+    cfg = load_preset("tiny")
+    assert meta["status"] == "complete" and meta["config_hash"] == cfg.config_hash()
+    assert meta["warnings"] == []  # every case within tiny's resolution tolerance
+    assert sorted(meta["splits"]) == sorted(cfg.split_names())
+    assert len(list((out / "data").rglob("*.hdf5"))) == sum(len(cfg.cases(s)) for s in cfg.split_names())
+    sr = SuperResDataset(out, "train", crop=32)
+    fc = ForecastDataset(out, "re_high")
+    assert sr[0]["condition"].shape == (1, 32, 32) and fc[0]["condition"].shape == (2, 64, 64)
+    assert len(sr) == 2 * cfg.train * cfg.snapshots
