@@ -37,6 +37,9 @@ $(STAMP): setup.py requirements/constraints.txt | system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[test,mpi]"
+	# the Well's own reader, for the test that loads our data sets with it; its pin fsspec==2024.10.0
+	# conflicts with ours (the reader works with ours), hence --no-deps and its two real needs
+	$(PY) -m pip install -q --no-deps the_well==1.2.0 einops==0.8.2 PyYAML==6.0.4
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -36,7 +36,7 @@ setup(
         "mpi": ["mpich>=4"],  # an MPI library from PyPI, for machines without a system MPI
         "gpu": ["cupy-cuda12x>=13"],
         "peer": ["jax-cfd==0.2.1"],
-        "well": ["the_well"],
+        "well": ["the_well==1.2.0"],  # install with --no-deps (see Makefile): it pins an old fsspec
     },
     entry_points={"console_scripts": ["flexcouple=flexcouple.cli:main"]},
 )

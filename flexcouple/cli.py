@@ -1,8 +1,9 @@
 """The ``flexcouple`` command.
 
 This is the only module that sits above ``solver``, ``flexcouple`` and ``coupling``: each
-subcommand lives in its own module, imported only when that subcommand runs, and exposes
-``add_arguments(parser)`` and ``run(args) -> int``.
+subcommand lives in its own module, exposes ``add_arguments(parser)`` and ``run(args) -> int``, and
+is imported only when that subcommand runs (importing torch for ``simulate`` would cost every MPI
+rank seconds).
 """
 from __future__ import annotations
 
@@ -22,30 +23,28 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flexcouple", description=__doc__.splitlines()[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (None: none, for the top-level help)."""
+    parser = argparse.ArgumentParser(
+        prog="flexcouple", description="A pseudo-spectral Navier-Stokes solver and FLEX diffusion models: "
+        "simulate, generate data, train, evaluate.")
     parser.add_argument("--version", action="version", version=f"flexcouple {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as exc:  # a subcommand under construction must not break the others
-            p.set_defaults(_import_error=exc)
-            continue
-        mod.add_arguments(p)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    if getattr(args, "_import_error", None) is not None:
-        print(f"flexcouple {args.command}: unavailable ({args._import_error})", file=sys.stderr)
         return 2
     mod = importlib.import_module(args._module)
     try:

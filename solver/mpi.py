@@ -10,7 +10,7 @@ import numpy as np
 
 def local_rows(sim) -> slice:
     """The slice of axis 0 (x) of the global field that this rank holds."""
-    return sim.backend.physical_slice[0]
+    return sim.local_rows
 
 
 def local_part(global_field, sim) -> np.ndarray:

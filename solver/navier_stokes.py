@@ -41,10 +41,13 @@ class RunStats:
     cfl_max: float = 0.0
     wall_time_s: float = 0.0
 
-    def record(self, dt: float, cfl: float):
+    def record(self, dt: float, cfl: float, landing: bool = False):
+        """``landing``: a step shortened to land on an output time; it is counted, but it does not
+        set dt_min (which then says what the stability bound allowed)."""
         dt, cfl = float(dt), float(cfl)
         self.steps += 1
-        self.dt_min = min(self.dt_min, dt)
+        if not landing:
+            self.dt_min = min(self.dt_min, dt)
         self.dt_max = max(self.dt_max, dt)
         self.dt_sum += dt
         self.cfl_max = max(self.cfl_max, cfl)
@@ -52,7 +55,7 @@ class RunStats:
     def as_dict(self) -> dict:
         return {
             "steps": self.steps,
-            "dt_min": self.dt_min if self.steps else None,
+            "dt_min": self.dt_min if self.steps and math.isfinite(self.dt_min) else self.dt_max or None,
             "dt_mean": self.dt_sum / self.steps if self.steps else None,
             "dt_max": self.dt_max if self.steps else None,
             "cfl_max": self.cfl_max,
@@ -231,6 +234,11 @@ class NavierStokes2D:
 
     # ------------------------------------------------------------------------------------------
     # conversions and validation
+    @property
+    def local_rows(self) -> slice:
+        """The rows (axis 0, x) of the global (n, n) field that this rank holds."""
+        return self.backend.physical_slice[0]
+
     def _check_field(self, omega, name="omega"):
         expected = self.backend.local_shape if not self.spectral.free_slip else (self.backend.local_shape[0], self.n)
         shape = tuple(getattr(omega, "shape", ()))
@@ -357,6 +365,7 @@ class NavierStokes2D:
                 h = h_current
             if h < 1e-12 * max(1.0, t1):
                 raise SolverBlowUp(f"the time step collapsed to {h:.3g} at t = {t:.6g} (max speed {speed:.3g})")
+            landing = t1 - t < h
             h = min(h, t1 - t)
             w_hat = self._stepper.step(w_hat, h, nv=nv)
             self._advance_mean_flow(h)
@@ -364,7 +373,7 @@ class NavierStokes2D:
                 w_hat = self._penalise(w_hat, h)
             if self.spectral.free_slip:
                 w_hat = self.spectral.project_odd(w_hat)
-            stats.record(h, h * speed)
+            stats.record(h, h * speed, landing=landing)
             t += h
         self._h_adaptive = h_current
         # the last step's state is checked too

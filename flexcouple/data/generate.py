@@ -83,6 +83,7 @@ def resolution_ratio(sim, omega, n: int, dealias: bool) -> float:
 def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> dict | None:
     """Integrate one trajectory. Returns the checkpoint dict (on rank 0 of ``comm``; None elsewhere)."""
     from solver import NavierStokes2D, SolverBlowUp, random_field
+    from solver.mpi import local_part
 
     n = cfg.n
     sim = NavierStokes2D(n, case.reynolds, comm=comm, **solver_kwargs(cfg, case))
@@ -90,7 +91,7 @@ def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> di
                           boundary=case.boundary if case.boundary == "free-slip" else "periodic")
     distributed = comm is not None and comm.size > 1
     if distributed:
-        omega0 = np.ascontiguousarray(omega0[sim.backend.physical_slice[0]])
+        omega0 = local_part(omega0, sim)
     times = np.asarray(cfg.times())
     try:
         snaps = sim.trajectory(omega0, times)
