@@ -372,7 +372,8 @@ def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, fac
         raise ValueError(f"{root} has no train split (data/train/*.hdf5): the out-of-distribution categories "
                          f"are defined against it")
     train = S.TrainingRange.from_cases(S.read_cases(root, "train"))
-    names = splits or S.default_splits(root)
+    # "velocity" names the derived unseen-observable split, not a directory
+    names = [s for s in (splits or S.default_splits(root)) if s != "velocity"] or ["test"]
     unknown = [s for s in names if s not in available]
     if unknown:
         raise ValueError(f"{root}: no split {', '.join(unknown)}; available: {', '.join(available)}")
@@ -541,11 +542,19 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
     preds = [by_label[n] for n in names]
     planned = plan_splits(data, task, splits, opts, factor=factor, past=past, coarsen_method=coarsen_method,
                           open_fn=open_fn)
+    warnings = []
     for p in preds:
         check_fits(p, task, planned, opts)
-    if world.rank == 0 and planned["skipped"]:
+        trained_on = ((p.config.get("data") or {}).get("dataset") or {}).get("config_hash")
+        here = planned["data_identity"].get("config_hash")
+        if p.kind == "checkpoint" and trained_on and here and trained_on != here:
+            warnings.append(f"{p.label} was trained on another data set (config hash {trained_on[:12]}, this one "
+                            f"{here[:12]}): the categories are relative to this data set's training split")
+    if world.rank == 0:
         for name, why in planned["skipped"].items():
             print(f"flexcouple evaluate: skipping the {name} split: {why}", file=sys.stderr)
+        for w in warnings:
+            print(f"flexcouple evaluate: warning: {w}", file=sys.stderr)
 
     reports, examples, all_records = {}, {}, {}
     for p in preds:
@@ -586,7 +595,7 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         "processes": world.size, "wall_time_s": elapsed,
         "training_range": planned["train"].to_dict(), "data_normalization": planned["data_norm"],
         "conditioning": planned["pipeline"], "velocity_normalization": planned["obs_norms"] or None,
-        "skipped_splits": planned["skipped"],
+        "skipped_splits": planned["skipped"], "warnings": warnings,
         "splits": {pl.name: {"samples": len(pl.indices), "observable": pl.observable, "periodic": pl.periodic}
                    for pl in planned["plans"]},
         "conventions": CONVENTIONS,
