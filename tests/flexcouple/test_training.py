@@ -155,3 +155,51 @@ def test_two_process_gloo_step_equals_one_process(tmp_path):
     m2, _ = weights(two)
     worst = max(float((m1[k] - m2[k]).abs().max()) for k in m1)
     assert worst < 1e-5, worst
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A real (tiny) data set from the solver, in the data helper's layout."""
+    from flexcouple.data.config import load_preset
+    from flexcouple.data.generate import generate
+
+    cfg = load_preset("tiny").replace(n=32, snapshots=5, spinup=0.5, train=2, valid=1, test=1,
+                                      reynolds=[100.0, 150.0], resolution_tolerance=1.0, coarsen_factors=[4], ood=[])
+    out = tmp_path_factory.mktemp("train_data") / "ds"
+    generate(cfg, out, comm=None, progress=False, log=lambda m: None)
+    return out
+
+
+def test_cli_trains_on_a_generated_data_set(generated, tmp_path, capsys):
+    from flexcouple.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(generated), "--task", "both", "--crop", "32", "--steps", "2", "--batch-size", "2",
+            "--val-every", "2", "--val-batches", "1", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    model, config = ckpt.load_checkpoint(out)
+    assert config["data"]["root"] == str(generated.resolve()) and config["data"]["superres_options"]["factor"] == 4
+    assert config["normalization"]["std"] > 0 and model.tasks == ("superres", "forecast")
+    assert "val_rfne_forecast" in capsys.readouterr().out
+    assert main(args) == 1  # refuses to overwrite
+    assert "--resume" in capsys.readouterr().err
+    assert main(args + ["--steps", "3", "--resume"]) == 0  # the last --steps wins
+    assert ckpt.load_training_state(out)["info"]["step"] == 3
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
+    assert "generate" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_script(generated, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("flexcouple")
+    if not script.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    proc = subprocess.run([str(script), "train", "--data", str(generated), "--task", "superres", "--crop", "32",
+                           "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "run"), "--no-progress",
+                           "--val-every", "1", "--val-batches", "1"], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"val_rfne_superres"' in proc.stdout
