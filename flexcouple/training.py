@@ -116,19 +116,41 @@ def step_noise(step: int, seed: int, batch_size: int, shape: tuple[int, int, int
 
 
 class StepBatchSampler(torch.utils.data.Sampler):
-    """Yields this process's slice of each step's global batch, from ``start`` to ``stop``."""
+    """Yields this process's slice of each step's global batch, from ``start`` to ``stop``.
+
+    Items are ``(epoch, index)`` pairs: the data set draws its random crops from (seed, epoch, index),
+    so every epoch sees new crops, in DataLoader workers too, and a resumed run sees the same ones.
+    """
 
     def __init__(self, n_items, batch_size, seed, stream, start, stop, rank, world):
         self.args = (n_items, batch_size, seed, stream)
         self.start, self.stop, self.rank, self.local = start, stop, rank, batch_size // world
 
     def __iter__(self):
+        n_items, batch_size, seed, stream = self.args
         for step in range(self.start, self.stop):
-            idx = step_indices(*self.args[:3], step, self.args[3])
-            yield idx[self.rank * self.local:(self.rank + 1) * self.local]
+            epoch = step // (n_items // batch_size)
+            idx = step_indices(n_items, batch_size, step, seed, stream)
+            yield [(epoch, i) for i in idx[self.rank * self.local:(self.rank + 1) * self.local]]
 
     def __len__(self):
         return self.stop - self.start
+
+
+class EpochIndexed(torch.utils.data.Dataset):
+    """Reads ``(epoch, index)`` items: sets the data set's epoch (its crops) before reading."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        epoch, index = item
+        if hasattr(self.dataset, "set_epoch") and getattr(self.dataset, "epoch", None) != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
 
 
 def rfne(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
@@ -214,7 +236,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
     amp = config.amp and device.type == "cuda"
 
     loaders = [torch.utils.data.DataLoader(
-        train_sets[task], num_workers=config.workers, pin_memory=device.type == "cuda",
+        EpochIndexed(train_sets[task]), num_workers=config.workers, pin_memory=device.type == "cuda",
         batch_sampler=StepBatchSampler(len(train_sets[task]), config.batch_size, config.seed, stream, start,
                                        config.steps, rank, world)) for stream, task in enumerate(tasks)]
     n_params = count_parameters(model)

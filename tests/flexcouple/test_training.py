@@ -183,7 +183,7 @@ def test_cli_trains_on_a_generated_data_set(generated, tmp_path, capsys):
     assert "val_rfne_forecast" in capsys.readouterr().out
     assert main(args) == 1  # refuses to overwrite
     assert "--resume" in capsys.readouterr().err
-    assert main(args + ["--steps", "3", "--resume"]) == 0  # the last --steps wins
+    assert main(args + ["--steps", "3", "--resume", "--workers", "1"]) == 0  # the last --steps wins
     assert ckpt.load_training_state(out)["info"]["step"] == 3
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 1
     assert "generate" in capsys.readouterr().err
