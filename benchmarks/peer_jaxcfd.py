@@ -23,7 +23,13 @@ Conventions (checked against jax-cfd 0.2.1's source and by a laminar-Kolmogorov 
   half a cell). So our (n, n) field is passed in and read back unchanged.
 - jax-cfd's 2/3 filter keeps kx in [-floor(n/3), floor(n/3) - 1] (one positive mode fewer than ours,
   |kx| < n/3) and ky in [0, floor(2(n/2+1)/3) - 1]; ours keeps |kx|, |ky| < n/3. At n = 128 and 256
-  the only difference is the single column kx = +floor(n/3).
+  the only difference is the single column kx = +floor(n/3). That column is the whole difference
+  between the two codes: from random_field(n, seed=0) to t = 1 at dt = 1e-3 (Re 1000, drag 0.1)
+  jax-cfd with its own filter gives correlation 0.99958 (n = 128) and 0.9999982 (n = 256) with our
+  ETDRK4 solver; with its filter swapped for ours (a diagnostic, not done here) the fields agree to
+  1e-8 relative L2, about the time-stepping error of either scheme at that dt.
+- One step costs jax-cfd 27 real 2D FFTs (5 stages x (4 inverse + 1 forward), plus 2 forward FFTs of
+  the constant forcing that XLA does not fold away); our ETDRK4 does 20.
 
 Timing excludes compilation: the stepping loop (``funcutils.repeated``, a ``lax.scan``) is jitted,
 compiled ahead of time (``compile_s``), warmed up once, then ``--repeats`` runs of ``--repeat-steps``
