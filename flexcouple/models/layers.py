@@ -27,10 +27,51 @@ __all__ = [
 ]
 
 
+class _WrapPad(torch.autograd.Function):
+    """Periodic padding by one cell on both spatial axes, with a hand-written backward.
+
+    PyTorch's generic circular pad differentiates through many slices; here the backward is the
+    centre of the incoming gradient plus the four wrapped edges (and corners) folded back: a few
+    fused additions. Measured on CPU, this removes most of the cost of periodic convolutions.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        x = torch.cat([x[..., -1:, :], x, x[..., :1, :]], dim=-2)
+        return torch.cat([x[..., -1:], x, x[..., :1]], dim=-1)
+
+    @staticmethod
+    def backward(ctx, g):
+        # fold columns: padded col 0 is x col W-1, padded col W+1 is x col 0
+        g = g.clone()
+        g[..., 1:2] += g[..., -1:]
+        g[..., -2:-1] += g[..., :1]
+        g = g[..., 1:-1]
+        g[..., 1:2, :] += g[..., -1:, :]
+        g[..., -2:-1, :] += g[..., :1, :]
+        return g[..., 1:-1, :]
+
+
+def wrap_pad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` padded periodically by one cell on each side of the last two axes."""
+    return _WrapPad.apply(x)
+
+
+class PeriodicConv2d(nn.Conv2d):
+    """3x3 convolution over a periodic field: wrap-pad by one cell, then a valid convolution.
+
+    Same parameters (names, shapes) as ``nn.Conv2d(..., padding=1)``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(wrap_pad(x), self.weight, self.bias, self.stride, 0)
+
+
 def conv3x3(in_channels: int, out_channels: int, periodic: bool, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution; circular padding for periodic fields (no seams), zero padding otherwise."""
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1,
-                     padding_mode="circular" if periodic else "zeros")
+    if periodic:
+        return PeriodicConv2d(in_channels, out_channels, 3, stride=stride, padding=0)
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -108,7 +108,7 @@ def test_regression_baseline_is_deterministic_base_plus_residual():
 
 @pytest.mark.slow
 def test_tiny_model_overfits_two_samples():
-    """The loss on two fixed samples (fixed evaluation t and noise) falls by more than 30% in 50 steps."""
+    """Two fields, each at 4 fixed (t, noise) draws: the L1 v-loss falls below a third in 40 steps."""
     torch.manual_seed(0)
     model = build_model("flex", "tiny", ("superres",), image_size=16, dropout=0.0)
     g = torch.Generator().manual_seed(0)
@@ -116,19 +116,14 @@ def test_tiny_model_overfits_two_samples():
     target = torch.stack([torch.sin(2 * x[:, None] + x[None, :]), torch.cos(x[:, None] - 3 * x[None, :])])[:, None]
     cond = torch.nn.functional.avg_pool2d(target, 4).repeat_interleave(4, -2).repeat_interleave(4, -1)
     data = {"condition": cond, "target": target, "reynolds": torch.tensor([1000.0, 8000.0])}
-    eval_t, eval_noise = torch.rand(8, generator=g), torch.randn(8, 1, 16, 16, generator=g)
-
-    def eval_loss():
-        with torch.no_grad():
-            rep = {k: v.repeat_interleave(4, 0) for k, v in data.items()}
-            return model(rep, t=eval_t, noise=eval_noise).item()
-
-    before = eval_loss()
+    data = {k: v.repeat_interleave(4, 0) for k, v in data.items()}
+    t, noise = torch.rand(8, generator=g), torch.randn(8, 1, 16, 16, generator=g)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(50):
-        loss = model(data, generator=g)
+    losses = []
+    for _ in range(40):
+        loss = model(data, t=t, noise=noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = eval_loss()
-    assert after < 0.7 * before, (before, after)
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 3, losses
