@@ -203,3 +203,14 @@ def test_console_script(generated, tmp_path):
                            "--val-every", "1", "--val-batches", "1"], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"val_rfne_superres"' in proc.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 autocast path)")
+def test_bf16_training_on_gpu(tmp_path):
+    cfg = small_config(tmp_path, steps=3, device="cuda", val_every=3)
+    summary = train(cfg, sets(["superres", "forecast"]), sets(["superres", "forecast"], seed=3))
+    assert math.isfinite(summary["final_loss"]) and math.isfinite(summary["val_rfne_forecast"])
+    model, _ = ckpt.load_checkpoint(cfg.out, device="cuda")
+    out = model.sample(torch.randn(2, 2, 32, 32, device="cuda"), 1000.0, ensemble=4, task="forecast")
+    assert out.shape == (2, 4, 1, 32, 32) and out.device.type == "cuda"
