@@ -282,6 +282,10 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
             if bar is not None:
                 bar.update(1)
             if completed % 10 == 0 or completed == config.steps:
+                if world > 1:  # the mean loss over all processes (every rank reaches this line)
+                    mean = torch.tensor([loss_sum / loss_n], device=device)
+                    dist.all_reduce(mean)
+                    loss_sum, loss_n = float(mean) / world, 1
                 now = time.perf_counter()
                 rate = done_since * config.batch_size * len(tasks) / max(now - t_last, 1e-9)
                 if bar is not None:
