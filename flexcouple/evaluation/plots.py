@@ -89,7 +89,8 @@ def plot_spectra_panels(path, panels: Mapping[str, Mapping[str, tuple]], ylabel:
                         k_max: int | None = None, title: str = "") -> Path:
     """Several spectrum panels side by side (e.g. one per split); each panel as ``plot_spectra``.
     The first curve of a panel (the truth) is drawn solid black, the others dashed."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False,
+                             layout="constrained")
     for ax, (name, spectra) in zip(axes[0], panels.items()):
         for i, (label, (k, e)) in enumerate(spectra.items()):
             k, e = np.asarray(k), np.asarray(e)
@@ -145,7 +146,7 @@ def plot_calibration(path, spread, error, rank_counts=None, title: str = "", bin
     """
     spread, error = as_numpy(spread).ravel(), as_numpy(error).ravel()
     n_panels = 2 if rank_counts is not None else 1
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.8), squeeze=False, layout="constrained")
     ax = axes[0][0]
     edges = np.unique(np.quantile(spread, np.linspace(0, 1, bins + 1)))
     which = np.clip(np.searchsorted(edges, spread, side="right") - 1, 0, max(len(edges) - 2, 0))
