@@ -790,7 +790,7 @@ def summary(metrics: dict) -> str:
             if forecast:
                 extra = f", decorrelation time (median) {e['decorrelation_time_median']:.3g}"
                 rfne = rfne[-1]
-            elif e.get("spread"):  # a deterministic model (a baseline) has no spread to judge
+            elif e.get("spread"):  # a deterministic model (a baseline) has no spread to judge (exactly 0)
                 extra = f", spread-skill {e['spread_skill_ratio']:.3f}, 90% coverage {e['coverage_90']:.3f}"
             lines.append(f"  {label:>16s} {split:>12s}: RFNE {float(rfne):.4f}{extra}")
     return "\n".join(lines)

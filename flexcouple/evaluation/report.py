@@ -52,7 +52,8 @@ def sample_record(members: np.ndarray, truth: np.ndarray, *, index: int, split: 
     ens = {"n": np.full(t, n_points, dtype=np.int64),
            "sum_crps": np.array([M.crps(members[i].reshape(k, -1), truth[i].ravel()).sum() for i in range(t)])}
     if k >= 2:
-        var = members.var(axis=1, ddof=1)
+        # deviations from member 0 (same variance): identical members give exactly 0, not rounding noise
+        var = (members - members[:, :1]).var(axis=1, ddof=1)
         ens["sum_crps_fair"] = np.array([M.crps(members[i].reshape(k, -1), truth[i].ravel(), fair=True).sum()
                                          for i in range(t)])
         ens["sum_var"] = var.reshape(t, -1).sum(axis=1)
