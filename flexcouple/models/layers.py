@@ -30,26 +30,38 @@ __all__ = [
 class _WrapPad(torch.autograd.Function):
     """Periodic padding by one cell on both spatial axes, with a hand-written backward.
 
-    PyTorch's generic circular pad differentiates through many slices; here the backward is the
-    centre of the incoming gradient plus the four wrapped edges (and corners) folded back: a few
-    fused additions. Measured on CPU, this removes most of the cost of periodic convolutions.
+    PyTorch's generic circular pad differentiates through many slices; here each direction is one
+    full-size copy plus the thin wrapped edges: the forward writes the field into the centre of a new
+    buffer and copies the opposite edges and corners around it; the backward takes the centre of the
+    incoming gradient and folds the border cells back onto the edges they came from.
     """
 
     @staticmethod
     def forward(ctx, x):
-        x = torch.cat([x[..., -1:, :], x, x[..., :1, :]], dim=-2)
-        return torch.cat([x[..., -1:], x, x[..., :1]], dim=-1)
+        h, w = x.shape[-2:]
+        out = x.new_empty(x.shape[:-2] + (h + 2, w + 2))
+        out[..., 1:-1, 1:-1] = x
+        out[..., 0, 1:-1] = x[..., -1, :]
+        out[..., -1, 1:-1] = x[..., 0, :]
+        out[..., :, 0] = out[..., :, -2]  # columns last, so the corners wrap diagonally
+        out[..., :, -1] = out[..., :, 1]
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        # fold columns: padded col 0 is x col W-1, padded col W+1 is x col 0
-        g = g.clone()
-        g[..., 1:2] += g[..., -1:]
-        g[..., -2:-1] += g[..., :1]
-        g = g[..., 1:-1]
-        g[..., 1:2, :] += g[..., -1:, :]
-        g[..., -2:-1, :] += g[..., :1, :]
-        return g[..., 1:-1, :]
+        gx = g[..., 1:-1, 1:-1].clone()
+        col_first = g[..., :, -1]  # padded column W+1 holds x column 0 (rows 0 and H+1: wrapped rows)
+        col_last = g[..., :, 0]    # padded column 0 holds x column W-1
+        gx[..., :, 0] += col_first[..., 1:-1]
+        gx[..., :, -1] += col_last[..., 1:-1]
+        gx[..., 0, :] += g[..., -1, 1:-1]  # padded row H+1 holds x row 0
+        gx[..., -1, :] += g[..., 0, 1:-1]  # padded row 0 holds x row H-1
+        # the four padded corners hold x's opposite corners
+        gx[..., 0, 0] += col_first[..., -1]
+        gx[..., -1, 0] += col_first[..., 0]
+        gx[..., 0, -1] += col_last[..., -1]
+        gx[..., -1, -1] += col_last[..., 0]
+        return gx
 
 
 def wrap_pad(x: torch.Tensor) -> torch.Tensor:

@@ -205,3 +205,14 @@ def test_same_outputs_as_the_reference_code_with_converted_weights():
         got = ours({"superres": {"condition": low, "target": past[:, -1:], "reynolds": re},
                     "forecast": {"condition": past, "target": future, "reynolds": re}}, t=t, noise=eps)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_wrap_pad_is_circular_padding_with_an_exact_gradient():
+    import torch.nn.functional as F
+
+    from flexcouple.models.layers import wrap_pad
+
+    for shape in [(1, 1, 2, 2), (2, 3, 4, 7)]:
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        assert torch.equal(wrap_pad(x), F.pad(x, (1, 1, 1, 1), mode="circular"))
+        assert torch.autograd.gradcheck(wrap_pad, (x,))
