@@ -36,7 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_BATCH = {"tiny": 4, "small": 2}  # small at 256^2 uses 1: one step already takes seconds on 2 cores
 
 
-def train_batch(size: str, resolution: int) -> int:
+def batch_size_for(size: str, resolution: int) -> int:
     return 1 if (size != "tiny" and resolution >= 256) else TRAIN_BATCH[size]
 
 
@@ -125,7 +125,7 @@ def time_sample(entry, batch, device) -> float:
 
 def measure_group(runners: dict, size, resolution, repeats, device) -> list[dict]:
     """Alternate the models run by run (A B C A B C ...), after one warm-up each."""
-    b = train_batch(size, resolution)
+    b = batch_size_for(size, resolution)
     train_batch, sample_batch = make_batch(b, resolution, device), make_batch(1, resolution, device)
     entries = {}
     for name, runner in runners.items():
