@@ -73,8 +73,9 @@ def run(args) -> int:
     if rc:
         return rc
     table = eval_dir / "comparison.md"
-    if table.exists():
-        print("\n" + table.read_text())
+    if table.exists():  # the per-category tables; the file also breaks them down by split and Re
+        print("\n" + table.read_text().split("\n## By split")[0])
+        print(f"(per split and per Reynolds number: {table})")
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     print("stage timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     print(f"files: {out}/ (kolmogorov_re1000.png, data/, flex_tiny_superres/, eval/)")
