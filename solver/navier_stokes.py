@@ -189,14 +189,12 @@ class NavierStokes2D:
 
         # forcing, as a vorticity source in spectral space (and f_x for the energy budget)
         xc, yc = g.computational_coordinates()
-        self._force_x = None
         if forcing is None:
             curl_f = None
         elif isinstance(forcing, str):
             if forcing != "kolmogorov":
                 raise ValueError(f"unknown forcing {forcing!r}: use None, 'kolmogorov' or an ({n}, {n}) array of curl(f)")
-            fx, curl_f = forcings.kolmogorov(yc, forcing_wavenumber, forcing_amplitude, free_slip=free_slip)
-            self._force_x = fx
+            _, curl_f = forcings.kolmogorov(yc, forcing_wavenumber, forcing_amplitude, free_slip=free_slip)
         else:
             curl_f = np.asarray(forcing, dtype=np.float64)
             if curl_f.shape != (n, n):
@@ -494,11 +492,12 @@ class NavierStokes2D:
         """Terms of dE/dt = -2 nu Z - 2 alpha E + <u . f> (periodic / free-slip, no solids)."""
         e, z = self.energy(omega), self.enstrophy(omega)
         injection = 0.0
-        if self._force_x is not None:
-            u, _ = self.velocity(omega)
-            u_ext = self.backend.to_numpy(self.spectral.extend(u)) if self.spectral.free_slip else self.backend.to_numpy(u)
-            local = float(np.sum(u_ext * self._force_x))
-            injection = self.backend.allsum(local) / (self.spectral.nx * self.spectral.ny)
+        if self._forcing_hat is not None:
+            # <u . f> = <psi curl f> (integration by parts on the periodic / odd-extended box)
+            w_hat = self.to_spectral(omega)
+            psi_f = (w_hat * self._inv_k2).conj() * self._forcing_hat
+            n_total = self.spectral.nx * self.spectral.ny
+            injection = self.backend.allsum(float(self.xp.sum(self._parseval * psi_f.real))) / n_total**2
         dissipation = -2.0 * self.nu * z
         damping = -2.0 * self.drag * e
         return {"dE_dt": dissipation + damping + injection, "viscous": dissipation, "drag": damping,

@@ -105,8 +105,11 @@ def test_spectral_convergence_in_n():
     assert gain_1 > 15 and gain_2 > 100 and gain_2 > 3 * gain_1, errs
 
 
-def test_energy_and_enstrophy_budgets_match_the_measured_rates():
-    sim = NavierStokes2D(64, 500.0, forcing="kolmogorov", drag=0.1)
+@pytest.mark.parametrize("forcing", ["kolmogorov", "user"])
+def test_energy_and_enstrophy_budgets_match_the_measured_rates(forcing):
+    if forcing == "user":  # any curl f the user passes: a smooth random one
+        forcing = random_field(64, seed=11, peak_wavenumber=3, energy=0.05)
+    sim = NavierStokes2D(64, 500.0, forcing=forcing, drag=0.1)
     omega0 = band_limited(sim, random_field(64, seed=6, peak_wavenumber=4))
     h = 1e-4
     # centred difference of E and Z over [0, h], against the budget terms at t = h/2
