@@ -88,6 +88,14 @@ class Backbone(nn.Module):
         if reynolds.shape != (condition.shape[0],):
             raise ValueError(f"reynolds must have shape ({condition.shape[0]},), got {tuple(reynolds.shape)}")
 
+    def encode_condition(self, condition: torch.Tensor, reynolds: torch.Tensor, task: str) -> "TaskFeatures":
+        """The baselines' task encoders: an ``encoder`` and a Reynolds-number embedding (FLEX
+        overrides this with its own task encoders)."""
+        self.check_condition(condition, reynolds, task)
+        enc = self.task_encoders[task]
+        head, skips = enc.encoder(condition, enc.reynolds_embed(self.scaled_reynolds(reynolds)))
+        return TaskFeatures(head, skips)
+
     @staticmethod
     def scaled_reynolds(reynolds: torch.Tensor) -> torch.Tensor:
         return reynolds.float() / REYNOLDS_SCALE

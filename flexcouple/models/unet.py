@@ -126,12 +126,6 @@ class UNet(Backbone):
         dec.out = nn.Sequential(group_norm(ch), nn.SiLU(), zero_init(conv3x3(ch, 1, periodic)))
         self.decoder = dec
 
-    def encode_condition(self, condition, reynolds, task) -> TaskFeatures:
-        self.check_condition(condition, reynolds, task)
-        enc = self.task_encoders[task]
-        head, skips = enc.encoder(condition, enc.reynolds_embed(self.scaled_reynolds(reynolds)))
-        return TaskFeatures(head, skips)
-
     def forward(self, x_t, t, reynolds, features: TaskFeatures) -> torch.Tensor:
         re = self.scaled_reynolds(reynolds)
         emb = self.time_embed(self.time_fourier(t)) + self.reynolds_embed(re)

@@ -85,12 +85,6 @@ class UViT(Backbone):
         dec.out = conv3x3(1, 1, periodic)
         self.decoder = dec
 
-    def encode_condition(self, condition, reynolds, task) -> TaskFeatures:
-        self.check_condition(condition, reynolds, task)
-        enc = self.task_encoders[task]
-        head, skips = enc.encoder(condition, enc.reynolds_embed(self.scaled_reynolds(reynolds)))
-        return TaskFeatures(head, skips)
-
     def forward(self, x_t, t, reynolds, features: TaskFeatures) -> torch.Tensor:
         re = self.scaled_reynolds(reynolds)
         b, _, height, width = x_t.shape
