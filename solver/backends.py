@@ -74,7 +74,7 @@ class FFTBackend:
         return self._forward(field)
 
     def backward(self, spectrum):
-        """Inverse of ``forward`` (divides by nx * ny). May overwrite its input on pyfftw."""
+        """Inverse of ``forward`` (divides by nx * ny); leaves its input intact."""
         return self._backward(spectrum)
 
     # --- hot path: no copies, no normalisation ---------------------------------------------
@@ -95,14 +95,8 @@ class FFTBackend:
         return self._forward(field)
 
     # --- array helpers ----------------------------------------------------------------------
-    def asarray(self, a, dtype=None):
-        return self.xp.asarray(a, dtype=dtype)
-
     def to_numpy(self, a):
         return np.asarray(a)
-
-    def empty_spectral(self, lead=()):
-        return self.xp.empty(tuple(lead) + self.local_spectral_shape, dtype=self.complex_dtype)
 
     # --- reductions over all ranks (trivial here) ------------------------------------------
     def allsum(self, value):

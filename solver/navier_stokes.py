@@ -40,6 +40,7 @@ class RunStats:
     dt_sum: float = 0.0
     cfl_max: float = 0.0
     wall_time_s: float = 0.0
+    h_adaptive: float | None = None  # the adaptive step in use, carried between output times of one run
 
     def record(self, dt: float, cfl: float, landing: bool = False):
         """``landing``: a step shortened to land on an output time; it is counted, but it does not
@@ -256,7 +257,7 @@ class NavierStokes2D:
         return spec
 
     def to_physical(self, spec):
-        return self.spectral.restrict(self.backend.backward(spec.copy()))
+        return self.spectral.restrict(self.backend.backward(spec))
 
     # ------------------------------------------------------------------------------------------
     # the equation
@@ -294,6 +295,11 @@ class NavierStokes2D:
             return transformed - self._forcing_hat
         return transformed.copy()
 
+    def _velocity_fluctuation(self, w_hat):
+        """(u, v) - (U, V) on the computational grid, from the vorticity spectrum."""
+        uv = self.backend.backward(self.xp.stack([self._u_from_w * w_hat, self._v_from_w * w_hat]))
+        return uv[0], uv[1]
+
     def _penalise(self, w_hat, h: float):
         """Implicit Brinkman step u <- (u + h chi/eta u_s) / (1 + h chi/eta), then omega = curl u.
 
@@ -301,8 +307,8 @@ class NavierStokes2D:
         """
         xp = self.xp
         u0, v0 = self.mean_velocity
-        uv = self.backend.backward(xp.stack([self._u_from_w * w_hat, self._v_from_w * w_hat]))
-        u, v = uv[0] + u0, uv[1] + v0
+        u, v = self._velocity_fluctuation(w_hat)
+        u, v = u + u0, v + v0
         rate = (h / self.penalization) * self._chi
         target_u = 0.0
         if self._sponge is not None:
@@ -340,7 +346,7 @@ class NavierStokes2D:
             raise ValueError(f"dt must be a positive finite number, got {dt!r}")
         t = t0
         eps = 1e-12 * max(1.0, abs(t1))
-        h_current = getattr(self, "_h_adaptive", None)
+        h_current = stats.h_adaptive
         while t1 - t > eps:
             nv = self._explicit(w_hat, record_speed=True)
             speed = self._speed
@@ -373,7 +379,7 @@ class NavierStokes2D:
                 w_hat = self.spectral.project_odd(w_hat)
             stats.record(h, h * speed, landing=landing)
             t += h
-        self._h_adaptive = h_current
+        stats.h_adaptive = h_current
         # the last step's state is checked too
         if not bool(self.xp.all(self.xp.isfinite(w_hat))):
             raise SolverBlowUp(f"the solution blew up (non-finite vorticity) by t = {t1:.6g}, CFL max {stats.cfl_max:.3g}")
@@ -430,10 +436,8 @@ class NavierStokes2D:
 
     def velocity(self, omega):
         """(u, v) with u = d psi/dy + U, v = -d psi/dx + V (U, V the mean flow of penalised runs)."""
-        w_hat = self.to_spectral(omega)
-        uv = self.backend.backward(self.xp.stack([self._u_from_w * w_hat, self._v_from_w * w_hat]))
-        u, v = self.spectral.restrict(uv[0]), self.spectral.restrict(uv[1])
-        return u + self.mean_velocity[0], v + self.mean_velocity[1]
+        u, v = self._velocity_fluctuation(self.to_spectral(omega))
+        return self.spectral.restrict(u) + self.mean_velocity[0], self.spectral.restrict(v) + self.mean_velocity[1]
 
     def _mean_square(self, spec) -> float:
         """Domain mean of f^2 from the half spectrum of f (Parseval), over all ranks."""
