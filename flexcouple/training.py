@@ -354,6 +354,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=["tiny", "small", "medium", "big"], default=d.size)
     parser.add_argument("--crop", type=int, default=64, help="training crop size, divisible by 16 (default: 64)")
     parser.add_argument("--cond-snapshots", type=int, default=d.cond_snapshots)
+    parser.add_argument("--factor", type=int, default=None,
+                        help="super-resolution factor (default: the data set's largest coarsening factor)")
+    parser.add_argument("--upsample", choices=["bicubic", "spectral"], default="bicubic",
+                        help="how the coarse field is brought to the fine grid (default bicubic, the paper's)")
+    parser.add_argument("--lead", type=int, default=1, help="forecast lead in snapshot intervals (default 1)")
     parser.add_argument("--match-params", action="store_true", help="baselines: match FLEX's parameter count")
     parser.add_argument("--dropout", type=float, default=None)
     parser.add_argument("--steps", type=int, default=d.steps)
@@ -380,8 +385,13 @@ def _make_dataset(cls, root, split, **kwargs):
     return cls(root, split, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
-def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int):
-    """Training and validation sets of the data helper, {task: Dataset}, plus provenance."""
+def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int, *, factor: int | None = None,
+                  upsample: str = "bicubic", lead: int = 1):
+    """Training and validation sets of the data helper, {task: Dataset}, plus provenance.
+
+    ``factor`` (None: the data set's largest) and ``upsample`` shape the super-resolution pairs;
+    ``lead`` is the forecast lead in snapshot intervals. All three are recorded in the checkpoint, so
+    the coupling layer rebuilds exactly the pipeline the model was trained on."""
     from flexcouple.data import datasets as ds
 
     root_path = Path(root)
@@ -390,7 +400,8 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int):
     train_sets, val_sets = {}, {}
     for task in tasks:
         cls = ds.SuperResDataset if task == "superres" else ds.ForecastDataset
-        kwargs = {"crop": crop} if task == "superres" else {"past": cond_snapshots, "lead": 1, "crop": crop}
+        kwargs = ({"crop": crop, "factor": factor, "upsample": upsample} if task == "superres"
+                  else {"past": cond_snapshots, "lead": lead, "crop": crop})
         train_sets[task] = _make_dataset(cls, root, "train", **kwargs)
         try:
             val_sets[task] = _make_dataset(cls, root, "valid", **kwargs)
@@ -403,8 +414,13 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int):
         info["dataset"] = {k: v for k, v in json.loads(json.dumps(meta, default=str)).items()
                            if len(json.dumps(v)) < 20000}
     for task, d in train_sets.items():
-        info[f"{task}_options"] = {k: getattr(d, k) for k in ("factor", "coarsen_method", "past", "lead")
+        info[f"{task}_options"] = {k: getattr(d, k) for k in ("factor", "coarsen_method", "upsample",
+                                                              "periodic_bicubic", "past", "lead")
                                    if isinstance(getattr(d, k, None), (int, float, str))}
+        if task == "forecast":  # the lead in time units, for the coupling layer
+            interval = (info.get("dataset", {}).get("config") or {}).get("interval")
+            if interval is not None:
+                info[f"{task}_options"]["lead_time"] = float(interval) * d.lead
     return train_sets, val_sets, info
 
 
@@ -413,7 +429,10 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     if args.crop is not None and args.crop % 16:
         raise ValueError(f"--crop {args.crop} must be divisible by 16 (4 downsamplings)")
-    train_sets, val_sets, info = load_datasets(args.data, config.tasks, args.crop, config.cond_snapshots)
+    if args.lead < 1:
+        raise ValueError(f"--lead must be >= 1 (snapshot intervals), got {args.lead}")
+    train_sets, val_sets, info = load_datasets(args.data, config.tasks, args.crop, config.cond_snapshots,
+                                               factor=args.factor, upsample=args.upsample, lead=args.lead)
     normalization = getattr(train_sets[config.tasks[0]], "normalization", None)
     summary = train(config, train_sets, val_sets, normalization=normalization, data_info=info, resume=args.resume)
     if dist.is_initialized():

@@ -48,3 +48,45 @@ def gather(local_field, sim, root: int | None = 0) -> np.ndarray | None:
         return np.concatenate(comm.allgather(local_field), axis=-2)
     parts = comm.gather(local_field, root=root)
     return np.concatenate(parts, axis=-2) if comm.rank == root else None
+
+
+# ---- collective failure handling: one rank's error ends the whole job, printed once -------------
+
+class CollectiveError(ValueError):
+    """Raised on every rank when some rank rejected its input in :func:`agree` (message: the first
+    failing rank's, with its number)."""
+
+
+def agree(comm, error: str | None) -> None:
+    """Collective validation: every rank passes its own problem (None when its part is fine); if any
+    rank has one, every rank raises :class:`CollectiveError` with the lowest failing rank's message.
+
+    Call it after each rank validated its share and before any collective work, so a bad slab on
+    one rank never leaves the others waiting in a later collective.
+    """
+    if comm is None or comm.size == 1:
+        if error is not None:
+            raise CollectiveError(error)
+        return
+    errors = comm.allgather(error)
+    for rank, err in enumerate(errors):
+        if err is not None:
+            where = f"rank {rank} of {comm.size}: " if comm.size > 1 else ""
+            raise CollectiveError(where + err)
+
+
+def abort_on_error(comm, exc: BaseException, *, prefix: str = "error", code: int = 1) -> None:
+    """End the whole MPI job after an uncaught error on this rank: print it once and Abort.
+
+    Errors raised through :func:`agree` happened on every rank: rank 0 prints and all ranks return
+    (the caller exits normally with a non-zero code). Any other error is local to this rank, so the
+    others may be blocked in a collective: this rank prints it and aborts the communicator, which
+    ends every rank. A single process just returns.
+    """
+    import sys
+    if comm is None or comm.size == 1:
+        return
+    if isinstance(exc, CollectiveError):
+        return
+    print(f"{prefix} (rank {comm.rank} of {comm.size}): {exc}", file=sys.stderr, flush=True)
+    comm.Abort(code)
