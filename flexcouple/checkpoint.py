@@ -4,15 +4,22 @@ A checkpoint is a directory::
 
     config.json              model name, size, tasks, image size, cond_snapshots, architecture,
                              normalisation {"mean", "std"}, data provenance, code version,
-                             and the SHA-256 of every weights file
+                             the SHA-256 of every other file, and ``config_sha256``: the SHA-256
+                             of the canonical JSON of this config without that field
     model.safetensors        the weights used for inference (the EMA weights when training)
     training_state.json      (optional, for resume) step, train config, optimizer hyper-parameters
     training_state.safetensors   raw weights and optimizer moments
 
 Loading parses JSON and safetensors only, so it never executes code from the files. It refuses, with
 a ValueError that says why: a pickled file (``torch.save`` zip or raw pickle), a file that is not
-safetensors, weights whose hash differs from the one in config.json (tampered or swapped), and
-weights whose names or shapes do not match the model the config describes.
+safetensors, weights whose hash differs from the one in config.json (tampered or swapped), a
+config.json edited after it was saved (its own hash differs: a changed ``normalization.std`` or
+``arch.heads`` would otherwise run silently wrong), and weights whose names or shapes do not match the
+model the config describes.
+
+Format version 1 (before ``config_sha256``) still loads, with a one-line warning on stderr;
+:func:`reseal` upgrades such a checkpoint in place once its weights are verified, and every
+:func:`save_checkpoint` writes version 2.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +39,11 @@ from safetensors.torch import load_file, save_file
 import flexcouple
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_weights", "save_training_state", "load_training_state",
-           "read_config", "code_version", "FORMAT", "FORMAT_VERSION"]
+           "read_config", "reseal", "code_version", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "flexcouple-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                  # 2: config.json carries config_sha256 (1: weights hashes only)
+CONFIG_HASH = "config_sha256"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_JSON = "training_state.json"
@@ -92,28 +101,67 @@ def _check_not_pickle(path: Path) -> None:
     raise ValueError(f"{path} is not a safetensors file")
 
 
+def _check_sha(path: Path, expected_sha256: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {path} is missing")
+    actual = _sha256(path)
+    if actual != expected_sha256:
+        raise ValueError(f"{path} does not match the SHA-256 recorded in {CONFIG_FILE} (tampered with or "
+                         f"swapped): expected {expected_sha256[:16]}..., got {actual[:16]}...")
+
+
 def _load_tensors(path: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} is missing")
     _check_not_pickle(path)
     if expected_sha256 is None:
         raise ValueError(f"{path.parent / CONFIG_FILE} records no hash for {path.name}; refusing an unverifiable file")
-    actual = _sha256(path)
-    if actual != expected_sha256:
-        raise ValueError(f"{path} does not match the SHA-256 recorded in {CONFIG_FILE} (tampered with or "
-                         f"swapped): expected {expected_sha256[:16]}..., got {actual[:16]}...")
+    _check_sha(path, expected_sha256)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a valid safetensors file: {exc}") from None
 
 
+def config_digest(config: dict) -> str:
+    """SHA-256 of the canonical JSON (sorted keys, no spaces) of ``config`` without its own hash."""
+    body = {k: v for k, v in config.items() if k != CONFIG_HASH}
+    text = json.dumps(json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_config(path: Path, config: dict) -> None:
+    """Seal (current format version, own hash) and write config.json atomically."""
+    config = dict(config, format_version=FORMAT_VERSION)
+    config[CONFIG_HASH] = config_digest(config)
+    _atomic_json(path / CONFIG_FILE, config)
+
+
+_warned_unsealed: set[str] = set()
+
+
+def _verify_config(cfg_path: Path, config: dict) -> None:
+    version = config.get("format_version", 0)
+    if version >= 2:
+        recorded = config.get(CONFIG_HASH)
+        if not isinstance(recorded, str):
+            raise ValueError(f"{cfg_path} records no {CONFIG_HASH}; refusing an unverifiable config")
+        if config_digest(config) != recorded:
+            raise ValueError(f"{cfg_path} was edited after it was saved (its content no longer matches its "
+                             f"{CONFIG_HASH}); refusing it, since a changed normalization or architecture "
+                             "would run silently wrong. Restore the original file or retrain.")
+    elif str(cfg_path.resolve()) not in _warned_unsealed:
+        _warned_unsealed.add(str(cfg_path.resolve()))
+        print(f"warning: {cfg_path} is format version {version} (no config hash: edits to it cannot be "
+              f"detected); upgrade it with flexcouple.checkpoint.reseal('{cfg_path.parent}')", file=sys.stderr)
+
+
 def read_config(path: str | os.PathLike) -> dict:
-    """The checkpoint's config.json (``path`` is the directory or any file in it)."""
+    """The checkpoint's config.json (``path`` is the directory or any file in it), verified."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}: it does not exist")
     directory = path if path.is_dir() else path.parent
-    if not directory.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
     cfg_path = directory / CONFIG_FILE
     if not cfg_path.is_file():
         if path.is_file():
@@ -131,7 +179,33 @@ def read_config(path: str | os.PathLike) -> dict:
     missing = [k for k in REQUIRED if k not in config]
     if missing:
         raise ValueError(f"{cfg_path} lacks {missing}")
+    _verify_config(cfg_path, config)
     return config
+
+
+def reseal(path: str | os.PathLike) -> Path:
+    """Upgrade a version-1 checkpoint in place: verify every recorded file hash, then add the config hash.
+
+    Only a checkpoint whose files still match their recorded hashes is sealed; a version-2 checkpoint is
+    verified and left as it is. Returns the directory.
+    """
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    _warned_unsealed.add(str((directory / CONFIG_FILE).resolve()))  # no warning for the file being upgraded
+    config = read_config(directory)
+    files = config.get("files") or {}
+    if WEIGHTS_FILE not in files:
+        raise ValueError(f"{directory / CONFIG_FILE} records no hash for {WEIGHTS_FILE}; cannot reseal it")
+    for name, sha in files.items():
+        if name.endswith(".safetensors"):
+            _load_tensors(directory / name, sha)  # also refuses a pickle in disguise
+        else:
+            _check_sha(directory / name, sha)
+    if config.get("format_version", 0) < FORMAT_VERSION:
+        if (directory / STATE_JSON).is_file() and STATE_JSON not in files:
+            config["files"] = dict(files, **{STATE_JSON: _sha256(directory / STATE_JSON)})
+        _write_config(directory, config)
+    return directory
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: dict | None = None, *,
@@ -152,10 +226,11 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: dict | No
         raise ValueError(f"config lacks {missing}; build the model with flexcouple.models.build_model")
     path.mkdir(parents=True, exist_ok=True)
     weights = dict(state_dict if state_dict is not None else model.state_dict())
+    cfg.pop(CONFIG_HASH, None)
     cfg.update(format=FORMAT, format_version=FORMAT_VERSION, code_version=cfg.get("code_version") or code_version(),
                parameters=sum(p.numel() for p in model.parameters()), data=cfg.get("data", {}))
     cfg["files"] = {WEIGHTS_FILE: _save_tensors(path / WEIGHTS_FILE, weights)}  # a training state re-adds its own
-    _atomic_json(path / CONFIG_FILE, cfg)
+    _write_config(path, cfg)
     return path
 
 
@@ -217,8 +292,8 @@ def save_training_state(path: str | os.PathLike, *, model_state: dict, optimizer
                                                                  "param_groups": opt["param_groups"]}}
     _atomic_json(path / STATE_JSON, meta)
     cfg = read_config(path)
-    cfg["files"] = dict(cfg.get("files", {}), **{STATE_TENSORS: sha})
-    _atomic_json(path / CONFIG_FILE, cfg)
+    cfg["files"] = dict(cfg.get("files", {}), **{STATE_TENSORS: sha, STATE_JSON: _sha256(path / STATE_JSON)})
+    _write_config(path, cfg)
 
 
 def load_training_state(path: str | os.PathLike) -> dict:
@@ -228,6 +303,8 @@ def load_training_state(path: str | os.PathLike) -> dict:
     if not (path / STATE_JSON).is_file():
         raise FileNotFoundError(f"{path} has no training state ({STATE_JSON}); it cannot be resumed")
     tensors = _load_tensors(path / STATE_TENSORS, config.get("files", {}).get(STATE_TENSORS))
+    if STATE_JSON in config.get("files", {}):  # recorded since format version 2
+        _check_sha(path / STATE_JSON, config["files"][STATE_JSON])
     try:
         meta = json.loads((path / STATE_JSON).read_text())
     except json.JSONDecodeError as exc:

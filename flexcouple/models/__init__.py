@@ -94,3 +94,6 @@ def model_from_config(config: dict) -> nn.Module:
                            logsnr_shift=config.get("logsnr_shift", 1.0))
     except KeyError as exc:
         raise ValueError(f"model config lacks the entry {exc}; it was not written by flexcouple") from None
+    except TypeError as exc:  # e.g. an arch entry the backbone does not take, or a mistyped value
+        raise ValueError(f"model config does not describe a model flexcouple can build "
+                         f"({config.get('model')!r}, size {config.get('size')!r}): {exc}") from None

@@ -59,18 +59,113 @@ def test_refuses_tampered_weights(tmp_path):
         ckpt.load_checkpoint(path)
 
 
+def rewrite_config(path, config, seal=True):
+    """Write an edited config.json, re-sealed (as an adversary who knows the format would) or not."""
+    if seal:
+        config[ckpt.CONFIG_HASH] = ckpt.config_digest(config)
+    (path / "config.json").write_text(json.dumps(config))
+
+
 def test_refuses_config_that_does_not_match_the_weights(tmp_path):
     _, path = saved(tmp_path)
     config = json.loads((path / "config.json").read_text())
     config["arch"]["channels"] = [32, 32, 64, 96]
-    (path / "config.json").write_text(json.dumps(config))
+    rewrite_config(path, config)
     with pytest.raises(ValueError, match="do not match"):
         ckpt.load_checkpoint(path)
     config["arch"]["channels"] = [32, 32, 64, 64]
     config["tasks"] = ["superres"]  # the forecast encoder's weights become unexpected
-    (path / "config.json").write_text(json.dumps(config))
+    rewrite_config(path, config)
     with pytest.raises(ValueError, match="unexpected"):
         ckpt.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("edit", ["normalization.std", "arch.heads", "data.root", "files.model.safetensors"])
+def test_refuses_an_edited_config(tmp_path, edit):
+    _, path = saved(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    assert config["format_version"] == 2 and config[ckpt.CONFIG_HASH] == ckpt.config_digest(config)
+    section, key = edit.split(".", 1)
+    config[section][key] = {"normalization.std": 1.0, "arch.heads": 2, "data.root": "/elsewhere",
+                            "files.model.safetensors": "0" * 64}[edit]
+    rewrite_config(path, config, seal=False)
+    with pytest.raises(ValueError, match="edited after it was saved"):
+        ckpt.load_checkpoint(path)
+    del config[ckpt.CONFIG_HASH]  # removing the hash does not help either
+    rewrite_config(path, config, seal=False)
+    with pytest.raises(ValueError, match="records no config_sha256"):
+        ckpt.load_checkpoint(path)
+
+
+def test_unknown_model_name_is_a_clear_error(tmp_path):
+    _, path = saved(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["model"] = "transformer-xl"
+    rewrite_config(path, config)
+    with pytest.raises(ValueError, match="unknown model 'transformer-xl'"):
+        ckpt.load_checkpoint(path)
+    config["model"], config["arch"]["no_such_option"] = "flex", 3
+    rewrite_config(path, config)
+    with pytest.raises(ValueError, match="does not describe a model"):
+        ckpt.load_checkpoint(path)
+
+
+def as_version_1(path):
+    """Turn a checkpoint into what format version 1 wrote: no config hash, no training_state.json hash."""
+    config = json.loads((path / "config.json").read_text())
+    del config[ckpt.CONFIG_HASH]
+    config["format_version"] = 1
+    config["files"].pop("training_state.json", None)
+    (path / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    return config
+
+
+def test_version_1_loads_with_one_warning_and_reseal_upgrades_it(tmp_path, capsys):
+    model, path = saved(tmp_path)
+    opt = torch.optim.AdamW(model.parameters())
+    ckpt.save_training_state(path, model_state=model.state_dict(), optimizer=opt, info={"step": 3})
+    as_version_1(path)
+    loaded, config = ckpt.load_checkpoint(path)
+    ckpt.load_training_state(path)  # warned once per file, not once per read
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "format version 1" in err[0] and "reseal" in err[0], err
+    assert config["format_version"] == 1
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+    ckpt.reseal(path)
+    config = json.loads((path / "config.json").read_text())
+    assert config["format_version"] == 2 and "training_state.json" in config["files"]
+    ckpt.load_checkpoint(path)
+    assert ckpt.load_training_state(path)["info"]["step"] == 3
+    assert capsys.readouterr().err == ""
+    config["normalization"]["std"] = 1.0  # after resealing, edits are caught
+    rewrite_config(path, config, seal=False)
+    with pytest.raises(ValueError, match="edited"):
+        ckpt.load_checkpoint(path)
+
+
+def test_reseal_refuses_tampered_weights(tmp_path):
+    _, path = saved(tmp_path)
+    as_version_1(path)
+    data = bytearray((path / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256"):
+        ckpt.reseal(path)
+    assert json.loads((path / "config.json").read_text())["format_version"] == 1
+
+
+def test_refuses_an_edited_training_state(tmp_path):
+    model, path = saved(tmp_path)
+    opt = torch.optim.AdamW(model.parameters())
+    ckpt.save_training_state(path, model_state=model.state_dict(), optimizer=opt,
+                             info={"step": 3, "train_config": {"lr": 1e-4}})
+    meta = json.loads((path / "training_state.json").read_text())
+    meta["info"]["train_config"]["lr"] = 1.0
+    (path / "training_state.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="training_state.json does not match"):
+        ckpt.load_training_state(path)
 
 
 def test_refuses_broken_or_foreign_files(tmp_path):
@@ -85,7 +180,7 @@ def test_refuses_broken_or_foreign_files(tmp_path):
     (path / "config.json").write_text(json.dumps({"model": "flex"}))
     with pytest.raises(ValueError, match="not a flexcouple checkpoint"):
         ckpt.load_checkpoint(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nowhere: it does not exist"):
         ckpt.load_checkpoint(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="normalization"):
         ckpt.save_checkpoint(tmp_path / "x", build_model("flex", "tiny", image_size=32), {})
