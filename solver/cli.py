@@ -21,7 +21,8 @@ import numpy as np
 
 from solver import BOUNDARIES, NavierStokes2D, from_file, random_field, taylor_green
 from solver.backends import BACKENDS
-from solver.mpi import gather, local_part
+from solver.paths import check_writable
+from solver.mpi import agreed, gather, local_part, run_collectively, world_comm
 
 
 def add_arguments(p) -> None:
@@ -69,25 +70,49 @@ def spectrum_slope(k, e_k, k_lo: float, k_hi: float) -> float:
 
 
 def run(args) -> int:
-    comm = None
-    if int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1:
-        from mpi4py import MPI
+    """The command; under MPI any rank's failure ends every rank, reported once (solver.mpi)."""
+    comm = world_comm()
+    return run_collectively(comm, _run, args, comm, prefix="flexcouple simulate: error")
 
-        comm = MPI.COMM_WORLD
-    rank = 0 if comm is None else comm.rank
+
+def _prepare(args, n: int) -> np.ndarray:
+    """Every check before the solver starts, and the global initial field (same on every rank)."""
     if args.snapshots < 1:
         raise ValueError("--snapshots must be at least 1")
     if not (args.t_end > 0 and math.isfinite(args.t_end)):
         raise ValueError(f"--t-end must be positive, got {args.t_end}")
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    sim = NavierStokes2D(
+    for path, what in ((args.out, "--out"), (args.plot, "--plot")):
+        if path is not None:
+            check_writable(path, what)
+    if Path(args.init).suffix and Path(args.init).exists() and not os.access(args.init, os.R_OK):
+        raise ValueError(f"--init {args.init} is not readable")
+    try:
+        omega0 = initial_field(args.init, n, args.seed, args.boundary)
+    except OSError as exc:  # unreadable or not really HDF5 / NumPy
+        raise ValueError(f"--init {args.init} cannot be read: {exc}") from None
+    if np.iscomplexobj(omega0):
+        raise ValueError(f"--init {args.init} holds a complex field; the vorticity is real")
+    bad = ~np.isfinite(omega0)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"--init {args.init} contains {int(bad.sum())} NaN or Inf values (first at [{i}, {j}])")
+    return omega0
+
+
+def _run(args, comm) -> int:
+    rank = 0 if comm is None else comm.rank
+    # validated on every rank and agreed before any collective: the whole global field is checked,
+    # so a NaN in one rank's slab stops every rank with the same message
+    omega0 = agreed(comm, _prepare, args, args.n)
+    sim = agreed(comm, NavierStokes2D,
         args.n, args.reynolds, forcing=None if args.forcing == "none" else args.forcing,
         forcing_wavenumber=args.forcing_wavenumber, drag=args.drag, boundary=args.boundary,
         backend=args.backend, dtype=args.dtype, comm=comm, cfl=args.cfl, penalization=args.penalization,
         pressure_gradient=args.pressure_gradient, threads=args.threads,
     )
-    omega0 = local_part(initial_field(args.init, args.n, args.seed, args.boundary), sim)
+    omega0 = local_part(omega0, sim)
     times = np.linspace(0.0, args.t_end, args.snapshots) if args.snapshots > 1 else np.array([args.t_end])
     diags = []
 
@@ -114,11 +139,14 @@ def run(args) -> int:
     ms_per_step = 1e3 * stats["wall_time_s"] / max(1, stats["steps"])
     summary = {
         "steps": stats["steps"], "dt_mean": stats["dt_mean"], "cfl_max": stats["cfl_max"],
-        "wall_time_s": stats["wall_time_s"], "ms_per_step": ms_per_step, "spectrum_slope": slope,
+        "wall_time_s": stats["wall_time_s"], "ms_per_step": ms_per_step,
+        "spectrum_slope": slope if math.isfinite(slope) else None,
         "energy": diags[-1]["energy"], "enstrophy": diags[-1]["enstrophy"],
     }
+    band = f"k = {2 * args.forcing_wavenumber}..{0.7 * cutoff:.0f}"
+    slope_text = f"{slope:.2f}" if math.isfinite(slope) else "not measured (fewer than 3 shells; a larger n)"
     print(f"done: {stats['steps']} steps, mean dt {stats['dt_mean']:.3g}, max CFL {stats['cfl_max']:.3f}, "
-          f"{ms_per_step:.2f} ms/step, E(k) slope in k = {2 * args.forcing_wavenumber}..{0.7 * cutoff:.0f}: {slope:.2f}")
+          f"{ms_per_step:.2f} ms/step, E(k) slope in {band}: {slope_text}")
     if args.out is not None:
         write_snapshots(args.out, full, times, diags, sim.settings(), stats, vars(args))
         print(f"wrote {args.out}")

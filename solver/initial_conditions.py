@@ -102,4 +102,6 @@ def from_file(path, n: int | None = None, dataset: str | None = None) -> np.ndar
         raise ValueError(f"{path}: expected a square 2D vorticity field, got shape {field.shape}")
     if n is not None and field.shape[0] != n:
         raise ValueError(f"{path}: field is {field.shape[0]}^2 but the solver grid is {n}^2")
+    if np.iscomplexobj(field) or field.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: the vorticity must be a real array, got dtype {field.dtype}")
     return np.asarray(field, dtype=np.float64)

@@ -23,6 +23,7 @@ import numpy as np
 from solver import boundaries, forcings
 from solver.backends import make_backend
 from solver.grid import TWO_PI, SpectralGrid
+from solver.mpi import agree
 from solver.time_stepping import ETDRK4, numexpr, phi_functions
 
 BOUNDARIES = ("periodic", "free-slip") + boundaries.PENALISED
@@ -238,14 +239,30 @@ class NavierStokes2D:
         """The rows (axis 0, x) of the global (n, n) field that this rank holds."""
         return self.backend.physical_slice[0]
 
-    def _check_field(self, omega, name="omega"):
+    def _field_problem(self, omega, name="omega") -> str | None:
+        """What is wrong with this rank's part of a field, or None."""
         expected = self.backend.local_shape if not self.spectral.free_slip else (self.backend.local_shape[0], self.n)
-        shape = tuple(getattr(omega, "shape", ()))
+        shape = tuple(omega.shape) if hasattr(omega, "shape") else np.shape(omega)  # lists of lists too
         if shape != tuple(expected):
             where = f" (this rank's slab of a ({self.n}, {self.n}) field)" if self.backend.distributed else ""
-            raise ValueError(f"{name} must have shape {tuple(expected)}{where}, got {shape}")
+            return f"{name} must have shape {tuple(expected)}{where}, got {shape}"
+        kind = getattr(getattr(omega, "dtype", None), "kind", None) or np.asarray(omega).dtype.kind
+        if kind == "c":
+            return f"{name} is complex; the vorticity is a real field (pass its real part explicitly if meant)"
+        if kind not in "biuf":
+            return f"{name} must be a real numeric array, got dtype kind {kind!r}"
         if not bool(self.xp.all(self.xp.isfinite(self.xp.asarray(omega)))):
-            raise ValueError(f"{name} contains NaN or Inf values")
+            return f"{name} contains NaN or Inf values"
+        return None
+
+    def _check_field(self, omega, name="omega"):
+        """Refuse a bad field; under MPI every rank refuses together (a NaN in one slab must not leave
+        the other ranks waiting in the first FFT)."""
+        problem = self._field_problem(omega, name)
+        if self.backend.distributed:
+            agree(self.comm, problem)
+        elif problem is not None:
+            raise ValueError(problem)
 
     def to_spectral(self, omega):
         """Validated vorticity (local slab of the user grid) -> spectrum on the computational grid."""
@@ -360,12 +377,14 @@ class NavierStokes2D:
                 h_cfl = self.cfl / speed if speed > 0 else math.inf
                 if self.max_dt is not None:
                     h_cfl = min(h_cfl, self.max_dt)
-                if not math.isfinite(h_cfl):
+                no_flow = not math.isfinite(h_cfl)
+                if no_flow:
                     h_cfl = min(0.1, t1 - t)  # no flow at all: any step is exact for the linear part
                 # change the step only when the CFL bound forces it or allows 25% more, so the
-                # ETDRK4 coefficients are rebuilt rarely
+                # ETDRK4 coefficients are rebuilt rarely (without flow, the full bound: 0.9 of the
+                # remaining time would shrink geometrically and never land)
                 if h_current is None or h_cfl < h_current or h_cfl > 1.25 * h_current:
-                    h_current = 0.9 * h_cfl if h_cfl != self.max_dt else h_cfl
+                    h_current = h_cfl if (no_flow or h_cfl == self.max_dt) else 0.9 * h_cfl
                 h = h_current
             if h < 1e-12 * max(1.0, t1):
                 raise SolverBlowUp(f"the time step collapsed to {h:.3g} at t = {t:.6g} (max speed {speed:.3g})")
@@ -381,7 +400,8 @@ class NavierStokes2D:
             t += h
         stats.h_adaptive = h_current
         # the last step's state is checked too
-        if not bool(self.xp.all(self.xp.isfinite(w_hat))):
+        local_bad = not bool(self.xp.all(self.xp.isfinite(w_hat)))
+        if self.backend.allmax(1.0 if local_bad else 0.0) > 0:  # all ranks raise together
             raise SolverBlowUp(f"the solution blew up (non-finite vorticity) by t = {t1:.6g}, CFL max {stats.cfl_max:.3g}")
         return w_hat
 

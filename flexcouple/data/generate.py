@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from flexcouple.data import well
+from solver.mpi import CollectiveError, agree, agreed, run_collectively, world_comm
+from solver.paths import check_writable
 from flexcouple.data.config import (
     COARSEN_METHODS, SPLITS, Case, DataConfig, load_config, load_preset, preset_names, to_toml,
 )
@@ -306,28 +308,22 @@ def _remove_dataset(out: Path) -> None:
             p.unlink()
 
 
-def _mpi_comm():
-    """COMM_WORLD when launched by mpiexec with more than one rank, else None (no MPI import)."""
-    launched = any(v in os.environ for v in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))
-    if not launched:
-        return None
-    from mpi4py import MPI
-    comm = MPI.COMM_WORLD
-    return comm if comm.size > 1 else None
-
-
 def _collective(comm, fn, *args):
-    """Run fn on rank 0 and share its result; an exception there is raised on every rank."""
+    """Run fn on rank 0 and share its result; an exception there ends the command on every rank:
+    rank 0 raises it, the others a CollectiveError with its message (reported once, by rank 0)."""
+    if comm is None:
+        return fn(*args)
     result, error = None, None
-    if comm is None or comm.rank == 0:
+    if comm.rank == 0:
         try:
             result = fn(*args)
-        except Exception as exc:  # re-raised below on every rank so that none hangs in a barrier
+        except Exception as exc:  # shared below so that no rank hangs in a later collective
             error = exc
-    if comm is not None:
-        result, error = comm.bcast((result, error), root=0)
+    result, message = comm.bcast((result, None if error is None else str(error)), root=0)
     if error is not None:
         raise error
+    if message is not None:
+        raise CollectiveError(f"rank 0 of {comm.size}: {message}")
     return result
 
 
@@ -340,7 +336,7 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
     cfg.validate()
     out = Path(out)
     if comm == "auto":
-        comm = _mpi_comm()
+        comm = world_comm()
     rank = 0 if comm is None else comm.rank
     size = 1 if comm is None else comm.size
     if log is None:
@@ -349,7 +345,8 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
                 print(msg, file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    _preflight(cfg, comm, slab)
+    agreed(comm, _preflight, cfg, comm, slab)
+    agreed(comm, check_writable, out, "--out", directory=True)
     _collective(comm, _prepare_root, cfg, out, overwrite, log)
     config_hash = cfg.config_hash()
 
@@ -391,22 +388,22 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
                 print(f"[rank {rank}/{size}] {i + 1}/{len(mine)} trajectories, {elapsed:.0f} s, "
                       f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
     except Exception as exc:  # shared below so that no rank waits forever in the barrier
+        if slab and size > 1:  # the others may be inside this trajectory's collectives: abort instead
+            raise
         error = exc
     finally:
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t_work
     if comm is not None:
-        errors = comm.allgather(None if error is None else (rank, f"{type(error).__name__}: {error}"))
-        errors = [e for e in errors if e is not None]
-        if progress and not slab:
+        if progress and not slab and error is None:
             print(f"[rank {rank}/{size}] done: {len(mine)} trajectories, {snapshots_done} snapshots in "
                   f"{elapsed:.1f} s", file=sys.stderr, flush=True)
-        if errors:
-            if error is not None:
-                raise error
-            r, msg = errors[0]
-            raise RuntimeError(f"rank {r} failed: {msg}")
+        # every rank raises together (the first failing rank's message, reported once by rank 0)
+        try:
+            agree(comm, None if error is None else str(error))
+        except CollectiveError as shared:
+            raise shared from error
     elif error is not None:
         raise error
 
@@ -657,23 +654,32 @@ def config_from_args(args) -> DataConfig:
 
 
 def run(args) -> int:
-    cfg = config_from_args(args)
+    """The command; under MPI any rank's failure ends every rank, reported once (solver.mpi)."""
+    comm = world_comm()
+    return run_collectively(comm, _run, args, comm, prefix="flexcouple generate: error")
+
+
+def _run(args, comm) -> int:
+    cfg = agreed(comm, config_from_args, args)
+    rank = 0 if comm is None else comm.rank
     if args.print_config:
-        print(to_toml(cfg), end="")
+        if rank == 0:
+            print(to_toml(cfg), end="")
         return 0
     if args.dry_run:
-        tasks = plan(cfg)
-        for split in cfg.split_names():
-            for case in cfg.cases(split):
-                print(f"data/{split}/{case.stem(cfg.physics)}.hdf5: {cfg.trajectories(split)} trajectories")
-        print(f"{len(tasks)} trajectories x {cfg.snapshots} snapshots of {cfg.n}x{cfg.n}; simulated time per "
-              f"trajectory {cfg.times()[-1]:g}")
+        if rank == 0:
+            tasks = plan(cfg)
+            for split in cfg.split_names():
+                for case in cfg.cases(split):
+                    print(f"data/{split}/{case.stem(cfg.physics)}.hdf5: {cfg.trajectories(split)} trajectories")
+            print(f"{len(tasks)} trajectories x {cfg.snapshots} snapshots of {cfg.n}x{cfg.n}; simulated time per "
+                  f"trajectory {cfg.times()[-1]:g}")
         return 0
     if args.out is None:
-        raise ValueError("--out DIR is required (the directory to write the data set to)")
+        agree(comm, "--out DIR is required (the directory to write the data set to)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnderResolvedWarning)  # summarised once at the end instead
-        generate(cfg, args.out, overwrite=args.overwrite, slab=args.slab, progress=not args.no_progress)
+        generate(cfg, args.out, overwrite=args.overwrite, comm=comm, slab=args.slab, progress=not args.no_progress)
     return 0
 
 

@@ -362,3 +362,58 @@ def test_the_shipped_tiny_preset_end_to_end(tmp_path):
     fc = ForecastDataset(out, "re_high")
     assert sr[0]["condition"].shape == (1, 32, 32) and fc[0]["condition"].shape == (2, 64, 64)
     assert len(sr) == 2 * cfg.train * cfg.snapshots
+
+
+FAILING_RANK_SCRIPT = """
+import sys
+from mpi4py import MPI
+from flexcouple.cli import main
+from flexcouple.data import generate as gen
+
+real = gen.simulate_trajectory
+
+def simulate_trajectory(cfg, case, seed, comm=None):
+    if MPI.COMM_WORLD.rank == 1:
+        raise RuntimeError("rank 1 ran out of memory")
+    return real(cfg, case, seed, comm=comm)
+
+gen.simulate_trajectory = simulate_trajectory
+sys.exit(main(["generate", "--config", sys.argv[1], "--out", sys.argv[2], "--no-progress"] + sys.argv[3:]))
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("slab", [False, True])
+def test_mpi_one_failing_rank_ends_the_job_with_one_message(reference, tmp_path, slab):
+    """Dealt trajectories: the failure is agreed after the work; --slab: the failing rank aborts the job
+    (the other is inside the same trajectory's collectives)."""
+    if slab:
+        pytest.importorskip("mpi4py_fft", reason="slab decomposition needs mpi4py-fft")
+    mpiexec = VENV_BIN / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable} (install the mpich wheel)")
+    _, cfg, _, _ = reference
+    path = tmp_path / "cfg.toml"
+    save_config(cfg.replace(ood=[], valid=0, test=0), path)
+    script = tmp_path / "job.py"
+    script.write_text(FAILING_RANK_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [str(mpiexec), "-n", "2", sys.executable, str(script), str(path), str(tmp_path / "out")]
+    try:
+        res = subprocess.run(cmd + (["--slab"] if slab else []), cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the MPI job hung after one rank failed")
+    assert res.returncode != 0
+    assert res.stderr.count("rank 1 ran out of memory") == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not list((tmp_path / "out").glob("data/*/*.hdf5"))
+
+
+@pytest.mark.mpi
+def test_mpi_a_bad_config_is_reported_once(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('physics = "kolmogorov"\n[grid]\nn = 30\n[storage]\ncoarsen_factors = [8]\n')
+    res = _mpi_run(["--config", str(bad), "--out", str(tmp_path / "o")], tmp_path, timeout=120)
+    assert res.returncode != 0
+    assert res.stderr.count("does not divide n = 30") == 1, res.stderr
