@@ -34,7 +34,7 @@ from flexcouple.data import well
 from solver.mpi import CollectiveError, agree, agreed, run_collectively, world_comm
 from solver.paths import check_writable
 from flexcouple.data.config import (
-    COARSEN_METHODS, SPLITS, Case, DataConfig, load_config, load_preset, preset_names, to_toml,
+    COARSEN_METHODS, SPLITS, Case, DataConfig, OODSet, load_config, load_preset, preset_names, to_toml,
 )
 
 WORK_DIR = ".work"
@@ -235,13 +235,12 @@ def _prepare_root(cfg: DataConfig, out: Path, overwrite: bool, log) -> None:
                     f"{out} holds a data set made with another config (hash {old_hash[:12]}, this one "
                     f"{config_hash[:12]}); pass --overwrite to replace it, or choose another --out")
             log(f"--overwrite: removing the data set in {out} (config {old_hash[:12]})")
-            _remove_dataset(out)
+            _remove_dataset(out, _manifest(out, meta))
     elif out.exists() and any(out.iterdir()):
         if (out / "data").exists() or (out / WORK_DIR).exists():
-            if not overwrite:
-                raise FileExistsError(f"{out} has data/ but no {well.METADATA_FILE}: not a flexcouple data set "
-                                      f"(or a damaged one); choose an empty directory or pass --overwrite")
-            _remove_dataset(out)
+            raise FileExistsError(f"{out} has data/ but no {well.METADATA_FILE}: not a flexcouple data set "
+                                  f"(or a damaged one), so it is not known which files are its own; choose an "
+                                  f"empty directory, or remove {out / 'data'} yourself")
     out.mkdir(parents=True, exist_ok=True)
     for p in well.remove_stale_temporaries(out):
         log(f"removed a temporary file left by an interrupted run: {p}")
@@ -298,14 +297,47 @@ def _pending(cfg: DataConfig, out: Path, tasks: list[Task]) -> list[Task]:
     return pending
 
 
-def _remove_dataset(out: Path) -> None:
-    """Delete only what this package writes (never unknown files the user keeps beside it)."""
-    for name in ("data", WORK_DIR):
-        if (out / name).exists():
-            shutil.rmtree(out / name)
-    for p in list(out.glob("*.yaml")) + [out / well.METADATA_FILE, out / CONFIG_FILE]:
-        if p.exists():
+def _manifest(out: Path, meta: dict) -> set[Path]:
+    """Every file the data set described by ``meta`` (its metadata file) writes: data files, trajectory
+    checkpoints and metadata files, from its own config and its recorded file lists."""
+    files = {out / well.METADATA_FILE, out / CONFIG_FILE, out / well.STATS_FILE}
+    for split in (meta.get("splits") or {}).values():
+        files.update(out / rel for rel in split.get("files", []))
+    try:
+        raw = dict(meta["config"])
+        old = DataConfig(**{k: v for k, v in raw.items() if k != "ood"},
+                         ood=[OODSet(**o) for o in raw.get("ood", [])])
+    except (KeyError, TypeError, ValueError):
+        raise well.WellFormatError(f"{out / well.METADATA_FILE}: its config cannot be read, so it is not known "
+                                   f"which files of {out} belong to the data set; remove them yourself") from None
+    files.add(out / f"{old.name}.yaml")
+    files.update(data_path(out, s, c, old.physics) for s in old.split_names() for c in old.cases(s))
+    files.update(checkpoint_path(out, t, old.physics) for t in plan(old))
+    return files
+
+
+def _remove_dataset(out: Path, manifest: set[Path]) -> None:
+    """Delete the files of the data set's manifest, and nothing else; refuse, naming them, when
+    unknown files sit where the data set writes (data/, .work/), so a user's own files are never lost."""
+    ours = {p.resolve() for p in manifest}
+    unknown = [p for d in (out / "data", out / WORK_DIR) if d.is_dir() for p in sorted(d.rglob("*"))
+               if (p.is_file() or p.is_symlink()) and p.resolve() not in ours and well.TMP_MARK not in p.name]
+    if unknown:
+        listed = ", ".join(str(p.relative_to(out)) for p in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise FileExistsError(f"--overwrite removes only the data set's own files, and {len(unknown)} other "
+                              f"file(s) in {out} are in the way: {listed}; move them elsewhere and retry")
+    for p in sorted(manifest):
+        if p.is_file():
             p.unlink()
+    well.remove_stale_temporaries(out / "data")
+    well.remove_stale_temporaries(out / WORK_DIR)
+    for d in (out / "data", out / WORK_DIR):  # the now empty folders, deepest first
+        if d.is_dir():
+            for sub in sorted((q for q in d.rglob("*") if q.is_dir()), key=lambda q: len(q.parts), reverse=True):
+                if not any(sub.iterdir()):
+                    sub.rmdir()
+            if not any(d.iterdir()):
+                d.rmdir()
 
 
 def _collective(comm, fn, *args):

@@ -204,6 +204,31 @@ def test_refuses_to_overwrite_a_data_set_made_with_another_config(reference, tmp
     assert sorted(p.parent.name for p in (out / "data").rglob("*.hdf5")) == ["train", "train"]
 
 
+def test_overwrite_removes_only_the_data_sets_own_files(reference, tmp_path, capsys):
+    ref_out, cfg, _, _ = reference
+    out = tmp_path / "copy"
+    shutil.copytree(ref_out, out)
+    (out / "README.txt").write_text("my notes")                    # beside the data set: never touched
+    (out / "data" / "train" / "README.txt").write_text("notes")   # in the way: named, kept
+    with h5py.File(out / "data" / "train" / "mine.hdf5", "w") as f:
+        f["x"] = np.arange(3)
+    before = sorted(p for p in out.rglob("*") if p.is_file())
+    path = tmp_path / "other.toml"
+    save_config(cfg.replace(reynolds=[100.0, 175.0], ood=[], valid=0, test=0, train=1), path)
+    args = ["generate", "--config", str(path), "--out", str(out), "--no-progress", "--overwrite"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "data/train/README.txt" in err and "data/train/mine.hdf5" in err and "Traceback" not in err
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == before  # nothing deleted
+    (out / "data" / "train" / "README.txt").unlink()
+    (out / "data" / "train" / "mine.hdf5").rename(tmp_path / "mine.hdf5")
+    assert main(args) == 0
+    assert (out / "README.txt").read_text() == "my notes"
+    assert sorted(p.name for p in (out / "data").rglob("*.hdf5")) == [
+        "kolmogorov_periodic_Re100_kf4.hdf5", "kolmogorov_periodic_Re175_kf4.hdf5"]
+    assert not (out / "data" / "valid").exists()  # the old splits' folders went with their files
+
+
 def test_foreign_and_truncated_files_in_the_data_directory_are_named(reference, tmp_path):
     ref_out, cfg, _, _ = reference
     out = tmp_path / "foreign"
