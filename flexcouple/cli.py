@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "generate": ("flexcouple.data.generate", "generate HDF5 training / OOD data sets with the solver"),
     "train": ("flexcouple.training", "train FLEX or a baseline on a generated data set"),
     "evaluate": ("flexcouple.evaluation.evaluate", "evaluate checkpoints: metrics.json and figures"),
+    "run": ("coupling.cli", "run a hybrid simulation: the solver with FLEX in the loop (superres, leapfrog)"),
 }
 
 

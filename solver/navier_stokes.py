@@ -539,6 +539,13 @@ class NavierStokes2D:
         return {"dZ_dt": -2.0 * self.nu * p - 2.0 * self.drag * z + injection, "viscous": -2.0 * self.nu * p,
                 "drag": -2.0 * self.drag * z, "injection": injection, "enstrophy": z, "palinstrophy": p}
 
+    def tendency(self, omega):
+        """d omega / dt at ``omega``: -u . grad omega + nu lap omega - alpha omega + curl f (dealiased;
+        the penalisation of solids is not included). For consistency checks of external fields."""
+        w_hat = self.to_spectral(omega)
+        rhs = self.xp.asarray(self.linear) * w_hat - self.xp.asarray(self.spectral.dealias_np) * self._explicit(w_hat)
+        return self.to_physical(rhs)
+
     def is_finite(self, omega) -> bool:
         local = bool(self.xp.all(self.xp.isfinite(self.xp.asarray(omega))))
         return self.backend.allmax(0.0 if local else 1.0) == 0.0

@@ -1,0 +1,632 @@
+"""``HybridSimulation``: the solver runs, FLEX (or a stand-in) is called in the loop, checks decide.
+
+Time advances in *ticks* of length ``dt_tick`` (the output interval; in ``leapfrog`` the surrogate's
+lead time). Every tick is computed by exactly one source:
+
+- ``pure``: the fine solver, every tick;
+- ``superres``: the coarse solver (n / factor) advances one output interval; the surrogate
+  reconstructs the fine field; accepted -> the output is its mean (and std), rejected -> the spectral
+  interpolation of the coarse state (``source = "interpolation"``). Every ``reanchor_every``
+  accepted outputs, a fine-solver burst of ``reanchor_time`` from the accepted field, restricted to
+  the coarse grid, becomes the coarse state (the coarse run then carries fine-scale information);
+- ``leapfrog``: ticks follow a fixed schedule of ``warmup`` solver ticks, then cycles of ``stretch``
+  solver ticks, ``jumps`` surrogate jumps and ``relax`` solver ticks. A jump forecasts one lead time
+  from the last ``history_length`` states; accepted, it becomes the solver's state; rejected, the
+  solver computes that tick instead, so the trajectory is always valid.
+
+After ``max_rejections`` rejections in a row the surrogate is suspended for ``cooldown`` ticks. The
+schedule is a function of the tick index, surrogate seeds are functions of the call index, and the
+solver restarts its adaptive step at every tick, so a run resumed from its last checkpoint (written
+at every output) reproduces the uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coupling.calls import call_surrogate
+from coupling.checks import CheckContext, CheckSuite, FieldDiagnostics, RunningSpectrum
+from coupling.config import HybridConfig
+
+STATE_FILE = "state.npz"
+DECISIONS_FILE = "decisions.jsonl"
+SOURCES = ("solver", "surrogate", "interpolation")
+
+
+@dataclass
+class HybridResult:
+    times: np.ndarray
+    fields: np.ndarray | None          # (n_out, n, n) on rank 0, None elsewhere
+    std: np.ndarray | None             # (n_out, n, n) where an ensemble ran (zeros at solver outputs)
+    sources: list[str]
+    decisions: list[dict]
+    summary: dict
+    config: HybridConfig | None = None
+
+
+@dataclass
+class _Timers:
+    solver: float = 0.0
+    surrogate: float = 0.0
+    checks: float = 0.0
+    comm: float = 0.0
+    io: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class _State:
+    """Everything a resumed run needs (written at every output)."""
+
+    tick: int = 0
+    t_solver: float = 0.0                       # time of the solver state (superres: after a re-anchor burst)
+    calls: int = 0
+    streak: int = 0                             # rejections in a row
+    suspended_until: int = -1                   # tick index until which the surrogate is suspended
+    accepted_outputs: int = 0                   # superres: for the re-anchoring cadence
+    decisions: int = 0
+    previous_trusted: np.ndarray | None = None  # superres: last accepted fine output (for the budgets)
+    previous_trusted_tick: int = -1
+    history: list = field(default_factory=list)  # leapfrog: recent states (global), oldest first
+    history_solver: list = field(default_factory=list)
+    recent_max: list = field(default_factory=list)
+    spectra: list = field(default_factory=list)
+    timers: _Timers = field(default_factory=_Timers)
+    wall_before: float = 0.0                    # wall time of the run before the last resume
+    counts: dict = field(default_factory=dict)
+
+
+class HybridSimulation:
+    """A hybrid run. ``surrogate``: any :class:`coupling.Surrogate` (None: built from the config);
+    ``comm``: an mpi4py communicator (the solver is slab-decomposed over it; surrogate calls are
+    collective); ``out``: a run directory (checkpoints for resume, ``decisions.jsonl``); ``harvest``:
+    a :class:`coupling.harvest.Harvest` (rank 0) or None."""
+
+    def __init__(self, config: HybridConfig, surrogate=None, comm=None, *, out: str | os.PathLike | None = None,
+                 progress: bool = False, harvest=None, checkpoint: str | None = None):
+        from solver import NavierStokes2D
+        self.cfg = config.validate()
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        self.rank = 0 if self.comm is None else self.comm.rank
+        self.size = 1 if self.comm is None else self.comm.size
+        self.out = Path(out) if out is not None else None
+        self.progress = progress and self.rank == 0
+        self.harvest = harvest if self.rank == 0 else None
+        cfg = self.cfg
+        self._checkpoint = checkpoint
+        self.surrogate = surrogate
+        if cfg.mode != "pure" and surrogate is None:
+            from coupling.surrogates import build_surrogate
+            self.surrogate = build_surrogate(cfg, checkpoint=checkpoint, comm=self.comm)
+        self._fit_surrogate()
+        if self.harvest is None and cfg.harvest and cfg.mode != "pure" and self.rank == 0:
+            if self.out is None and not cfg.harvest_dir:
+                raise ValueError("harvest = true needs a run directory (out=...) or [harvest] dir")
+            from coupling.harvest import Harvest
+            norm = (getattr(self.surrogate, "config", None) or {}).get("normalization")
+            self.harvest = Harvest(Path(cfg.harvest_dir) if cfg.harvest_dir else self.out / "harvest",
+                                   task="superres" if cfg.mode == "superres" else "forecast", config=cfg,
+                                   normalization=norm, interval=cfg.output_interval if cfg.mode == "superres"
+                                   else float(self.surrogate.lead_time))
+        self.harvesting = bool(self.comm.bcast(self.harvest is not None, root=0)) if self.comm else \
+            self.harvest is not None
+        kwargs = cfg.solver_kwargs()
+        self.n_solver = cfg.n // cfg.factor if cfg.mode == "superres" else cfg.n
+        self.sim = NavierStokes2D(self.n_solver, comm=self.comm, **kwargs)
+        self._fine_sim = None
+        self.diag = FieldDiagnostics(cfg.n, kwargs, coarse_n=self.n_solver if cfg.mode == "superres" else None) \
+            if self.rank == 0 and cfg.mode != "pure" else None
+        self.checks = CheckSuite(disabled=cfg.disabled_checks, thresholds=cfg.thresholds, floors=cfg.floors,
+                                 k_mad=cfg.k_mad, window=cfg.window)
+        if cfg.mode == "leapfrog":
+            self.dt_tick = float(self.surrogate.lead_time)
+            ratio = cfg.output_interval / self.dt_tick
+            if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
+                raise ValueError(f"in leapfrog mode output_interval ({cfg.output_interval}) must be a multiple of "
+                                 f"the surrogate's lead time ({self.dt_tick})")
+            self.output_every = int(round(ratio))
+            self.history_length = int(getattr(self.surrogate, "history_length", 1))
+            if cfg.stretch < self.history_length - 1:
+                raise ValueError(f"stretch ({cfg.stretch}) must be >= history_length - 1 = {self.history_length - 1} "
+                                 "so the solver fills the surrogate's history")
+        else:
+            self.dt_tick = cfg.output_interval
+            self.output_every = 1
+            self.history_length = 1
+        self.n_ticks = int(round(cfg.t_end / self.dt_tick))
+        if cfg.mode != "pure" and self.size > 1:
+            self._set_torch_threads()
+
+    # ------------------------------------------------------------------------------------------
+    def _fit_surrogate(self) -> None:
+        cfg = self.cfg
+        if cfg.mode == "pure":
+            return
+        s = self.surrogate
+        if s is None:
+            raise ValueError(f"mode {cfg.mode!r} needs a surrogate")
+        if hasattr(s, "check_fits"):
+            s.check_fits(cfg.mode, cfg.n, factor=cfg.factor)
+        if cfg.mode == "superres":
+            if getattr(s, "factor", None) != cfg.factor:
+                raise ValueError(f"the surrogate super-resolves by {getattr(s, 'factor', None)}, the run asks for "
+                                 f"factor {cfg.factor}")
+        if cfg.mode == "leapfrog":
+            lead = getattr(s, "lead_time", None)
+            if not lead or not lead > 0:
+                raise ValueError("leapfrog needs a surrogate with a positive lead_time")
+        div = int(getattr(s, "grid_divisor", 1) or 1)
+        if cfg.n % div:
+            raise ValueError(f"the surrogate needs n divisible by {div}, got n = {cfg.n}")
+
+    def _set_torch_threads(self) -> None:
+        try:
+            import torch
+        except ImportError:  # pragma: no cover
+            return
+        from coupling.surrogates import torch_threads_per_rank
+        torch.set_num_threads(torch_threads_per_rank(self.cfg.torch_threads, self.size))
+
+    @property
+    def fine_sim(self):
+        if self._fine_sim is None:
+            from solver import NavierStokes2D
+            self._fine_sim = NavierStokes2D(self.cfg.n, comm=self.comm, **self.cfg.solver_kwargs())
+        return self._fine_sim
+
+    # ---- collective helpers ------------------------------------------------------------------
+    def _bcast(self, obj):
+        if self.comm is None:
+            return obj
+        t0 = time.perf_counter()
+        obj = self.comm.bcast(obj, root=0)
+        self.state.timers.comm += time.perf_counter() - t0
+        return obj
+
+    def _gather(self, local, sim):
+        from solver.mpi import gather
+        t0 = time.perf_counter()
+        out = gather(local, sim, root=0)
+        self.state.timers.comm += time.perf_counter() - t0
+        return out
+
+    def _scatter(self, global_field, sim):
+        from solver.mpi import scatter
+        t0 = time.perf_counter()
+        if self.comm is None:
+            out = np.asarray(global_field, dtype=np.float64)
+        else:
+            out = scatter(global_field, sim, root=0)
+        self.state.timers.comm += time.perf_counter() - t0
+        return out
+
+    def _advance(self, sim, w_local, t0: float, t1: float):
+        """The solver over [t0, t1]. The equations are autonomous, so every interval is integrated
+        as [0, t1 - t0]: the same interval gives the same steps, bit for bit, whenever it occurs."""
+        start = time.perf_counter()
+        duration = self.dt_tick if abs((t1 - t0) - self.dt_tick) < 1e-12 * max(1.0, t1) else t1 - t0
+        out = sim.backend.to_numpy(sim.advance(w_local, duration))
+        self.state.timers.solver += time.perf_counter() - start
+        return out
+
+    # ---- initial state -----------------------------------------------------------------------
+    def initial_field(self) -> np.ndarray:
+        """The fine initial field at t = 0 (random field or file, then ``spinup`` of the fine solver)."""
+        from solver import from_file, random_field
+        cfg = self.cfg
+        if cfg.init_file:
+            omega = np.asarray(from_file(cfg.init_file, cfg.n), dtype=np.float64)
+        else:
+            omega = random_field(cfg.n, cfg.init_seed, cfg.init_peak_wavenumber, cfg.init_energy,
+                                 boundary=cfg.boundary)
+        if cfg.spinup > 0:
+            from solver.mpi import local_part
+            local = self.fine_sim.advance(local_part(omega, self.fine_sim), cfg.spinup)
+            omega = self._gather_any(local, self.fine_sim)
+        return omega
+
+    def _gather_any(self, local, sim):
+        from solver.mpi import gather
+        return gather(local, sim, root=None)
+
+    # ---- the run -------------------------------------------------------------------------------
+    def run(self, omega0=None) -> HybridResult:
+        """Integrate to t_end; resume from ``out`` if it holds a checkpoint of this config."""
+        from solver.mpi import local_part
+        cfg = self.cfg
+        self.state = _State()
+        self._wall0 = None
+        if omega0 is None:
+            omega0 = self.initial_field()
+        omega0 = self._bcast(np.asarray(omega0, dtype=np.float64) if self.rank == 0 else None) \
+            if self.comm is not None else np.asarray(omega0, dtype=np.float64)
+        if omega0.shape != (cfg.n, cfg.n) or not np.all(np.isfinite(omega0)):
+            raise ValueError(f"omega0 must be a finite ({cfg.n}, {cfg.n}) field, got shape {omega0.shape}")
+        if hasattr(self.surrogate, "reset"):  # the oracle integrates its own fine run from omega0
+            self.surrogate.reset(omega0)
+        self.outputs: dict[int, tuple] = {}
+        self.decisions: list[dict] = []
+        resumed = self._resume()
+        if resumed is None:
+            w_solver = omega0
+            if cfg.mode == "superres":
+                from flexcouple.data.coarsen import coarsen
+                w_solver = coarsen(omega0, cfg.factor, "spectral")
+            w_local = local_part(w_solver, self.sim)
+            self._record_output(0, omega0, None, "solver")
+            if cfg.mode != "pure" and self.rank == 0:
+                self._trust(omega0, solver=True)
+                if cfg.mode == "leapfrog":
+                    self._push_history(omega0, solver=True)
+            self._checkpoint_state(w_solver)
+        else:
+            w_local = local_part(resumed, self.sim)
+        self._wall0 = time.perf_counter()
+        bar = self._progress_bar()
+        while self.state.tick < self.n_ticks:
+            j = self.state.tick + 1
+            if cfg.mode == "pure":
+                w_local = self._advance(self.sim, w_local, (j - 1) * self.dt_tick, j * self.dt_tick)
+                global_w = self._gather(w_local, self.sim) if j % self.output_every == 0 else None
+                out = (global_w, None, "solver")
+            elif cfg.mode == "superres":
+                w_local, out = self._superres_tick(j, w_local)
+            else:
+                w_local, out = self._leapfrog_tick(j, w_local)
+            self.state.tick = j
+            if j % self.output_every == 0:
+                self._record_output(j // self.output_every, *out)
+                t0 = time.perf_counter()
+                solver_global = self._gather(w_local, self.sim)
+                self._checkpoint_state(solver_global)
+                self.state.timers.io += time.perf_counter() - t0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(self._postfix())
+        if bar is not None:
+            bar.close()
+        return self._result(self._elapsed())
+
+    # ---- superres --------------------------------------------------------------------------------
+    def _superres_tick(self, j: int, w_local):
+        from flexcouple.data.coarsen import coarsen, upsample
+        cfg, st = self.cfg, self.state
+        t1 = j * self.dt_tick
+        coarse_before = self._gather(w_local, self.sim) if self.harvesting else None
+        w_local = self._advance(self.sim, w_local, st.t_solver, t1)
+        st.t_solver = t1
+        coarse = self._gather(w_local, self.sim)
+        decision = self._decide_call(j, "superres", coarse, t1, coarse=coarse)
+        if decision["source"] == "surrogate":
+            fine, std = decision.pop("_mean"), decision.pop("_std")
+            st.accepted_outputs += 1
+            if self.rank == 0:
+                st.previous_trusted, st.previous_trusted_tick = fine, j
+            # re-anchor: a fine burst from the accepted field, restricted onto the coarse grid
+            if cfg.reanchor_every and st.accepted_outputs % cfg.reanchor_every == 0 and j < self.n_ticks:
+                from solver.mpi import local_part
+                fine_all = self._bcast(fine if self.rank == 0 else None)
+                burst = self._advance(self.fine_sim, local_part(fine_all, self.fine_sim), t1, t1 + cfg.reanchor_time)
+                burst_global = self._gather(burst, self.fine_sim)
+                if self.rank == 0:
+                    self._trust(burst_global, solver=True, spectrum_only=True)
+                    new_coarse = coarsen(burst_global, cfg.factor, "spectral")
+                else:
+                    new_coarse = None
+                w_local = self._scatter(new_coarse, self.sim)
+                st.t_solver = t1 + cfg.reanchor_time
+                self._log(dict(decision, reanchored_to=st.t_solver))
+            else:
+                self._log(decision)
+            return w_local, (fine, std, "surrogate")
+        if self.rank == 0:
+            fine = np.asarray(upsample(coarse, cfg.factor, "spectral"))
+            if decision.get("called") and self.harvest is not None and coarse_before is not None:
+                self._harvest_superres(coarse_before, t1, decision)
+        else:
+            fine = None
+        self._log(decision)
+        return w_local, (fine, None, "interpolation")
+
+    def _harvest_superres(self, coarse_before, t1, decision):
+        """The fine solver's answer at t1, from the interpolated coarse state one interval earlier."""
+        from flexcouple.data.coarsen import upsample
+        from solver import NavierStokes2D
+        if not hasattr(self, "_serial_fine"):
+            self._serial_fine = NavierStokes2D(self.cfg.n, **self.cfg.solver_kwargs())
+        start = time.perf_counter()
+        fine0 = np.asarray(upsample(coarse_before, self.cfg.factor, "spectral"))
+        answer = np.asarray(self._serial_fine.advance(fine0, self.dt_tick))
+        self.state.timers.solver += time.perf_counter() - start
+        self.harvest.add(answer[None], reason=decision["reason"], call=decision["call"], time=t1,
+                         checks=decision.get("failed_checks", []))
+
+    # ---- leapfrog ---------------------------------------------------------------------------------
+    def tick_kind(self, j: int) -> str:
+        """'solver', 'jump' or 'relax' for tick j >= 1 (the schedule; a function of j alone)."""
+        cfg = self.cfg
+        if self.cfg.mode != "leapfrog":
+            return "solver"
+        i = j - 1 - cfg.warmup
+        if i < 0:
+            return "solver"
+        pos = i % (cfg.stretch + cfg.jumps + cfg.relax)
+        if pos < cfg.stretch:
+            return "solver"
+        return "jump" if pos < cfg.stretch + cfg.jumps else "relax"
+
+    def _leapfrog_tick(self, j: int, w_local):
+        st = self.state
+        kind = self.tick_kind(j)
+        t0, t1 = (j - 1) * self.dt_tick, j * self.dt_tick
+        if kind == "jump":
+            history = np.stack(st.history[-self.history_length:]) if self.rank == 0 else None
+            decision = self._decide_call(j, "forecast", history, t1)
+            if decision["source"] == "surrogate":
+                new, std = decision.pop("_mean"), decision.pop("_std")
+                w_local = self._scatter(new, self.sim)
+                if self.rank == 0:
+                    self._push_history(new, solver=False)
+                    self._trust(new, solver=False)
+                self._log(decision)
+                return w_local, (new, std, "surrogate")
+            # rejected or suspended: the solver computes this tick
+            w_local = self._advance(self.sim, w_local, t0, t1)
+            new = self._gather(w_local, self.sim)
+            if self.rank == 0:
+                if decision.get("called") and self.harvest is not None:
+                    self.harvest.add(np.concatenate([history, new[None]]), reason=decision["reason"],
+                                     call=decision["call"], time=t1, checks=decision.get("failed_checks", []))
+                self._solver_tick_done(new, record=False)
+            self._log(decision)
+            return w_local, (new, None, "solver")
+        w_local = self._advance(self.sim, w_local, t0, t1)
+        new = self._gather(w_local, self.sim)
+        if self.rank == 0:
+            # the solver's own statistics feed the adaptive thresholds, but not while it relaxes a
+            # surrogate state (nor on the first tick after one)
+            self._solver_tick_done(new, record=kind == "solver" and bool(st.history_solver and st.history_solver[-1]))
+        return w_local, (new, None, "solver")
+
+    def _solver_tick_done(self, new, record: bool) -> None:
+        st = self.state
+        if record and st.history:
+            t0 = time.perf_counter()
+            self.checks.record_solver(self._context(new, st.history[-1]))
+            st.timers.checks += time.perf_counter() - t0
+        self._push_history(new, solver=True)
+        self._trust(new, solver=True)
+
+    def _push_history(self, w, solver: bool) -> None:
+        st = self.state
+        st.history.append(np.asarray(w))
+        st.history_solver.append(bool(solver))
+        keep = max(self.history_length, 1)
+        del st.history[:-keep]
+        del st.history_solver[:-keep]
+
+    # ---- checks and decisions ------------------------------------------------------------------------
+    def _trust(self, w, solver: bool, spectrum_only: bool = False) -> None:
+        """Record a trusted field: its max |w| (window) and, for solver fields, its spectrum."""
+        st = self.state
+        if not spectrum_only:
+            st.recent_max.append(float(np.max(np.abs(w))))
+            del st.recent_max[:-self.cfg.window]
+        if solver and self.diag is not None:
+            t0 = time.perf_counter()
+            st.spectra.append(self.diag.spectrum(w))
+            del st.spectra[:-8]
+            st.timers.checks += time.perf_counter() - t0
+
+    def _context(self, candidate, previous, std=None, coarse=None) -> CheckContext:
+        st = self.state
+        ref = RunningSpectrum(spectra=list(st.spectra)).value
+        return CheckContext(candidate=candidate, previous=previous, dt=self.dt_tick, diagnostics=self.diag, std=std,
+                            coarse=coarse, recent_max=max(st.recent_max) if st.recent_max else None,
+                            reference_spectrum=ref, forecast=self.cfg.mode == "leapfrog")
+
+    def _decide_call(self, j: int, task: str, inp, t1: float, coarse=None) -> dict:
+        """Call the surrogate (collectively), check on rank 0, broadcast the decision.
+
+        Returns the decision dict on every rank; on rank 0 with ``_mean`` / ``_std`` when accepted.
+        """
+        cfg, st = self.cfg, self.state
+        base = {"tick": j, "time": t1, "task": task}
+        if j <= st.suspended_until:
+            st.counts["suspended"] = st.counts.get("suspended", 0) + 1
+            return dict(base, called=False, call=None, source="solver" if task == "forecast" else "interpolation",
+                        accepted=False, reason="suspended", checks=[])
+        call = st.calls
+        st.calls += 1
+        outcome = call_surrogate(self.surrogate, task, inp, cfg.reynolds, ensemble=cfg.ensemble, call=call,
+                                 time_=t1, n=cfg.n, strategy=cfg.strategy, timeout=cfg.timeout, comm=self.comm)
+        decision = None
+        if self.rank == 0:
+            st.timers.surrogate += outcome.surrogate_s
+            st.timers.comm += outcome.comm_s
+            decision = dict(base, called=True, call=call, wall={"surrogate_s": outcome.surrogate_s,
+                                                                "comm_s": outcome.comm_s})
+            if outcome.error is not None:
+                decision.update(accepted=False, reason=outcome.reason, error=outcome.error, checks=[])
+            else:
+                t0 = time.perf_counter()
+                pred = outcome.prediction
+                previous = st.history[-1] if task == "forecast" else (
+                    st.previous_trusted if st.previous_trusted_tick == j - 1 else None)
+                results = self.checks.evaluate(self._context(pred.mean, previous, pred.std, coarse))
+                checks_s = time.perf_counter() - t0
+                st.timers.checks += checks_s
+                failed = [r.name for r in results if not r.passed]
+                decision.update(accepted=not failed, reason=None if not failed else "check_failed",
+                                checks=[r.as_dict() for r in results], failed_checks=failed)
+                decision["wall"]["checks_s"] = checks_s
+        decision = self._bcast(decision)
+        accepted = decision["accepted"]
+        decision["source"] = "surrogate" if accepted else ("solver" if task == "forecast" else "interpolation")
+        st.counts["accepted" if accepted else f"rejected_{decision['reason']}"] = \
+            st.counts.get("accepted" if accepted else f"rejected_{decision['reason']}", 0) + 1
+        if accepted:
+            st.streak = 0
+            if self.rank == 0:
+                decision["_mean"], decision["_std"] = outcome.prediction.mean, outcome.prediction.std
+        else:
+            st.streak += 1
+            if st.streak >= cfg.max_rejections:
+                st.suspended_until = j + cfg.cooldown
+                decision["suspended_until_tick"] = st.suspended_until
+                st.streak = 0
+        return decision
+
+    # ---- outputs, log, checkpoints --------------------------------------------------------------------
+    def _record_output(self, i: int, w, std, source: str) -> None:
+        if self.rank != 0:
+            return
+        self.outputs[i] = (np.asarray(w, dtype=np.float64), None if std is None else np.asarray(std), source)
+        if self.out is not None:
+            t0 = time.perf_counter()
+            from flexcouple.data.well import atomic_path
+            path = self.out / "outputs" / f"{i:06d}.npz"
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                arrays = {"field": self.outputs[i][0], "source": np.array(source)}
+                if std is not None:
+                    arrays["std"] = self.outputs[i][1]
+                np.savez(f, **arrays)
+            self.state.timers.io += time.perf_counter() - t0
+
+    def _log(self, decision: dict) -> None:
+        if self.rank != 0:
+            return
+        entry = {k: v for k, v in decision.items() if not k.startswith("_")}
+        self.decisions.append(entry)
+        self.state.decisions += 1
+        if self.out is not None:
+            t0 = time.perf_counter()
+            with open(self.out / DECISIONS_FILE, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            self.state.timers.io += time.perf_counter() - t0
+
+    def _checkpoint_state(self, solver_global) -> None:
+        if self.rank != 0 or self.out is None:
+            return
+        from flexcouple.data.well import atomic_path
+        st = self.state
+        if self.harvest is not None:
+            self.harvest.flush()
+        scalars = {k: getattr(st, k) for k in ("tick", "t_solver", "calls", "streak", "suspended_until",
+                                               "accepted_outputs", "decisions", "previous_trusted_tick")}
+        meta = dict(scalars, wall_s=self._elapsed(), config_hash=self.cfg.config_hash(), timers=st.timers.as_dict(), counts=st.counts,
+                    history_solver=st.history_solver, recent_max=st.recent_max, samples=self.checks.state())
+        arrays = {"solver": np.asarray(solver_global), "meta": np.array(json.dumps(meta))}
+        if st.history:
+            arrays["history"] = np.stack(st.history)
+        if st.spectra:
+            arrays["spectra"] = np.stack(st.spectra)
+        if st.previous_trusted is not None:
+            arrays["previous_trusted"] = st.previous_trusted
+        with atomic_path(self.out / STATE_FILE) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    def _resume(self):
+        """Load the last checkpoint of this config from ``out`` (all ranks); the solver state, or None."""
+        if self.out is None:
+            return None
+        found = None
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            path = self.out / STATE_FILE
+            if path.is_file():
+                with np.load(path) as z:
+                    meta = json.loads(str(z["meta"]))
+                    if meta.get("config_hash") != self.cfg.config_hash():
+                        found = ("error", f"{self.out} holds a run of another config (hash {meta.get('config_hash')}, "
+                                          f"this config {self.cfg.config_hash()}); use another --out or --overwrite")
+                    else:
+                        found = ("ok", meta, {k: np.asarray(z[k]) for k in z.files if k != "meta"})
+            elif (self.out / DECISIONS_FILE).exists():
+                (self.out / DECISIONS_FILE).unlink()  # a log without a checkpoint: nothing to resume
+        found = self._bcast(found)
+        if found is None:
+            return None
+        if found[0] == "error":
+            raise ValueError(found[1])
+        _, meta, arrays = found
+        st = self.state
+        for k in ("tick", "t_solver", "calls", "streak", "suspended_until", "accepted_outputs", "decisions",
+                  "previous_trusted_tick"):
+            setattr(st, k, meta[k])
+        st.timers = _Timers(**meta["timers"])
+        st.wall_before = float(meta["wall_s"])
+        st.counts = dict(meta["counts"])
+        st.history_solver = list(meta["history_solver"])
+        st.recent_max = list(meta["recent_max"])
+        self.checks.load_state(meta["samples"])
+        st.history = list(arrays["history"]) if "history" in arrays else []
+        st.spectra = list(arrays["spectra"]) if "spectra" in arrays else []
+        st.previous_trusted = arrays.get("previous_trusted")
+        if self.rank == 0:
+            lines = (self.out / DECISIONS_FILE).read_text().splitlines() if (self.out / DECISIONS_FILE).exists() else []
+            lines = lines[:st.decisions]
+            (self.out / DECISIONS_FILE).write_text("".join(line + "\n" for line in lines))
+            self.decisions = [json.loads(line) for line in lines]
+            for i in range(st.tick // self.output_every + 1):
+                with np.load(self.out / "outputs" / f"{i:06d}.npz") as z:
+                    self.outputs[i] = (z["field"], z["std"] if "std" in z.files else None, str(z["source"]))
+            if self.progress:
+                print(f"resuming {self.out} at t = {st.tick * self.dt_tick:g} ({st.tick}/{self.n_ticks} ticks)",
+                      flush=True)
+        return arrays["solver"]
+
+    # ---- result -------------------------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        """Wall time of the run itself (from t = 0; the initial field and spin-up not counted),
+        summed over interruptions."""
+        start = getattr(self, "_wall0", None)
+        return self.state.wall_before + (time.perf_counter() - start if start is not None else 0.0)
+
+    def _progress_bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=self.n_ticks, initial=self.state.tick, desc=f"{self.cfg.mode} n={self.cfg.n}",
+                    unit="tick", dynamic_ncols=True)
+
+    def _postfix(self) -> str:
+        c = self.state.counts
+        rejected = sum(v for k, v in c.items() if k.startswith("rejected"))
+        return f"accepted {c.get('accepted', 0)} rejected {rejected}" if self.cfg.mode != "pure" else ""
+
+    def _result(self, wall: float) -> HybridResult:
+        cfg, st = self.cfg, self.state
+        times = np.asarray(cfg.output_times())
+        summary = {
+            "mode": cfg.mode, "n": cfg.n, "factor": cfg.factor if cfg.mode == "superres" else None,
+            "reynolds": cfg.reynolds, "t_end": cfg.t_end, "ranks": self.size, "strategy": cfg.strategy,
+            "surrogate": None if cfg.mode == "pure" else type(self.surrogate).__name__,
+            "ticks": self.n_ticks, "tick_length": self.dt_tick,
+            "wall_s": wall,
+            "time_s": st.timers.as_dict(),
+            "calls": st.calls,
+            "accepted": st.counts.get("accepted", 0),
+            "rejected": {k[len("rejected_"):]: v for k, v in st.counts.items() if k.startswith("rejected_")},
+            "suspended_ticks": st.counts.get("suspended", 0),
+        }
+        summary["time_s"]["other"] = max(0.0, wall - sum(st.timers.as_dict().values()))
+        if self.rank != 0:
+            return HybridResult(times, None, None, [], [], summary, cfg)
+        order = sorted(self.outputs)
+        fields = np.stack([self.outputs[i][0] for i in order])
+        has_std = any(self.outputs[i][1] is not None for i in order)
+        std = np.stack([self.outputs[i][1] if self.outputs[i][1] is not None else np.zeros_like(self.outputs[i][0])
+                        for i in order]) if has_std else None
+        sources = [self.outputs[i][2] for i in order]
+        summary["outputs_by_source"] = {s: sources.count(s) for s in SOURCES if s in sources}
+        return HybridResult(times, fields, std, sources, list(self.decisions), summary, cfg)
