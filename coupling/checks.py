@@ -165,7 +165,7 @@ class CoarseForecast(DriftCheck):
 
 
 class SpectrumResolved(DriftCheck):
-    name, default, floor = "spectrum_resolved", 1.0, 0.1
+    name, default, floor = "spectrum_resolved", 1.0, 0.15
     band = "resolved"
 
     def applies(self, ctx):
@@ -183,7 +183,7 @@ class SpectrumResolved(DriftCheck):
 
 
 class SpectrumTail(SpectrumResolved):
-    name, default, floor = "spectrum_tail", 1.5, 0.2
+    name, default, floor = "spectrum_tail", 1.5, 0.3
     band = "tail"
 
     def applies(self, ctx):

@@ -416,12 +416,14 @@ class HybridSimulation:
 
     # ---- checks and decisions ------------------------------------------------------------------------
     def _trust(self, w, solver: bool, spectrum_only: bool = False) -> None:
-        """Record a trusted field: its max |w| (window) and, for solver fields, its spectrum."""
+        """Record a trusted field (a solver state, or an accepted prediction): its max |w| and its
+        spectrum join the recent windows the checks compare against. Accepted predictions count too,
+        or a later jump of a cycle would be compared with a reference several ticks old."""
         st = self.state
         if not spectrum_only:
             st.recent_max.append(float(np.max(np.abs(w))))
             del st.recent_max[:-self.cfg.window]
-        if solver and self.diag is not None:
+        if self.diag is not None:
             t0 = time.perf_counter()
             st.spectra.append(self.diag.spectrum(w))
             del st.spectra[:-8]

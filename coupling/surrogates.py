@@ -304,7 +304,7 @@ class SolverSurrogate:
         if time < self._t - 1e-12:
             raise ValueError(f"the oracle cannot go back in time (at {self._t}, asked for {time})")
         if time > self._t + 1e-12:
-            self._state = np.asarray(self.sim.advance(self._state, time, t_start=self._t))
+            self._state = np.asarray(self.sim.advance(self._state, time - self._t))  # autonomous
             self._t = float(time)
         ids = _members(ensemble, members)
         return Prediction.from_members(np.repeat(self._state[None], len(ids), axis=0), keep=members is not None)
