@@ -39,7 +39,7 @@ from safetensors.torch import load_file, save_file
 import flexcouple
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_weights", "save_training_state", "load_training_state",
-           "read_config", "reseal", "code_version", "FORMAT", "FORMAT_VERSION"]
+           "read_config", "read_training_info", "reseal", "code_version", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "flexcouple-checkpoint"
 FORMAT_VERSION = 2                  # 2: config.json carries config_sha256 (1: weights hashes only)
@@ -294,6 +294,21 @@ def save_training_state(path: str | os.PathLike, *, model_state: dict, optimizer
     cfg = read_config(path)
     cfg["files"] = dict(cfg.get("files", {}), **{STATE_TENSORS: sha, STATE_JSON: _sha256(path / STATE_JSON)})
     _write_config(path, cfg)
+
+
+def read_training_info(path: str | os.PathLike) -> dict:
+    """The ``info`` of a checkpoint's training state (step, train config, history), JSON only, verified
+    against config.json where it records the file's hash (format version 2)."""
+    path = Path(path)
+    config = read_config(path)
+    if not (path / STATE_JSON).is_file():
+        raise FileNotFoundError(f"{path} has no training state ({STATE_JSON}); it cannot be resumed")
+    if STATE_JSON in config.get("files", {}):
+        _check_sha(path / STATE_JSON, config["files"][STATE_JSON])
+    try:
+        return json.loads((path / STATE_JSON).read_text()).get("info", {})
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path / STATE_JSON} is not valid JSON: {exc}") from None
 
 
 def load_training_state(path: str | os.PathLike) -> dict:

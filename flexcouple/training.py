@@ -36,6 +36,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from solver.paths import check_writable
+
 __all__ = ["TrainConfig", "train", "add_arguments", "run", "step_indices", "step_noise", "rfne"]
 
 TASK_CHOICES = {"superres": ("superres",), "forecast": ("forecast",), "both": ("superres", "forecast")}
@@ -215,13 +217,16 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
                         match_params="flex" if config.match_params else None, dropout=config.dropout).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.betas, config.weight_decay)
     ema = EMA(model, config.ema_decay)
-    start, history = 0, []
+    start, history, resumed_loss = 0, [], {"sum": 0.0, "n": 0}
     if resume:
         stored = ckpt.read_config(out)
         if stored.get("arch") != model.config["arch"] or stored.get("tasks") != list(tasks) \
                 or stored.get("model") != config.model:
             raise ValueError(f"{out} holds a different model ({stored.get('model')}, {stored.get('tasks')}); "
                              "resume with the same --model/--size/--task")
+        if stored.get("image_size") != image_size:
+            raise ValueError(f"{out} was trained on {stored.get('image_size')}^2 crops, the data now gives "
+                             f"{image_size}^2; resume with the run's --crop")
         state = ckpt.load_training_state(out)
         old = state["info"].get("train_config", {})
         if old.get("batch_size") != config.batch_size or old.get("seed") != config.seed:
@@ -231,6 +236,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
         optimizer.load_state_dict(state["optimizer"])
         ema.load(ckpt.load_weights(out))
         start, history = int(state["info"]["step"]), list(state["info"].get("history", []))
+        resumed_loss = state["info"].get("loss_accumulator") or {"sum": 0.0, "n": 0}
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
     amp = config.amp and device.type == "cuda"
@@ -241,10 +247,19 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
                                        config.steps, rank, world)) for stream, task in enumerate(tasks)]
     n_params = count_parameters(model)
 
-    def save(step: int) -> None:
+    def save(step: int, interrupted: bool = False) -> None:
+        # the partial loss average since the last log line travels with the checkpoint, so the first
+        # loss logged after a resume is the uninterrupted run's (all ranks reach a regular save)
+        nonlocal loss_sum
+        if world > 1 and not interrupted:  # every rank continues from the mean, as a resumed run does
+            mean = torch.tensor([loss_sum / max(loss_n, 1)], device=device)
+            dist.all_reduce(mean)
+            loss_sum = float(mean) / world * loss_n
+        partial = (loss_sum, loss_n)
         if rank != 0:
             return
-        info = {"step": step, "train_config": asdict(config), "history": history, "world_size": world}
+        info = {"step": step, "train_config": asdict(config), "history": history, "world_size": world,
+                "loss_accumulator": {"sum": partial[0], "n": partial[1]}}
         ckpt.save_checkpoint(out, model, {"normalization": normalization, "data": dict(data_info or {}),
                                           "training": {"step": step, "ema_decay": config.ema_decay,
                                                        "optimizer": config.optimizer}}, state_dict=ema.state)
@@ -256,7 +271,8 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
         from tqdm.auto import tqdm
         bar = tqdm(total=config.steps, initial=start, desc=f"{config.model}-{config.size} {config.task}",
                    dynamic_ncols=True)
-    done, loss_sum, loss_n, t_last, done_since = start, 0.0, 0, time.perf_counter(), 0
+    done, t_last, done_since = start, time.perf_counter(), 0
+    loss_sum, loss_n = float(resumed_loss["sum"]), int(resumed_loss["n"])
     try:
         for step, local_batches in zip(range(start, config.steps), zip(*loaders)):
             lr = cosine_lr(step, config.lr, config.warmup, config.steps, config.min_lr_ratio)
@@ -304,7 +320,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
                 save(completed)
         save(done)
     except KeyboardInterrupt:
-        save(done)  # the completed steps; the interrupted one is redone on resume
+        save(done, interrupted=True)  # the completed steps; the interrupted one is redone on resume
         if rank == 0:
             print(f"\ninterrupted: checkpoint at step {done} in {out}; continue with --resume")
         raise
@@ -345,39 +361,98 @@ def validate(model, val_sets: Mapping, normalization: Mapping, config: TrainConf
 
 # ---- command line -------------------------------------------------------------------------------------
 
+# The settings a run stores. Flags default to "not given" (argparse.SUPPRESS), so that on --resume
+# the stored settings are the defaults and only flags the user typed can conflict with them.
+DATA_DEFAULTS = {"data": None, "crop": 64, "factor": None, "upsample": "bicubic", "lead": 1}
+RESUME_FREE = {"out", "steps", "checkpoint_every", "val_every", "val_batches", "workers", "device", "progress"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    parser.add_argument("--data", required=True, help="data set directory (from `flexcouple generate`)")
+    unset = argparse.SUPPRESS
+
+    def flag(name, default, help_text=None, **kw):
+        note = f"default: {default}" if default is not None else "default: none"
+        parser.add_argument(name, default=unset, help=f"{help_text} ({note})" if help_text else f"({note})", **kw)
+
+    flag("--data", None, "data set directory (from `flexcouple generate`); on --resume, the run's")
     parser.add_argument("--out", default=d.out, help="checkpoint directory (default: %(default)s)")
-    parser.add_argument("--task", choices=list(TASK_CHOICES), default=d.task)
-    parser.add_argument("--model", choices=["flex", "unet", "uvit", "regression"], default=d.model)
-    parser.add_argument("--size", choices=["tiny", "small", "medium", "big"], default=d.size)
-    parser.add_argument("--crop", type=int, default=64, help="training crop size, divisible by 16 (default: 64)")
-    parser.add_argument("--cond-snapshots", type=int, default=d.cond_snapshots)
-    parser.add_argument("--factor", type=int, default=None,
-                        help="super-resolution factor (default: the data set's largest coarsening factor)")
-    parser.add_argument("--upsample", choices=["bicubic", "spectral"], default="bicubic",
-                        help="how the coarse field is brought to the fine grid (default bicubic, the paper's)")
-    parser.add_argument("--lead", type=int, default=1, help="forecast lead in snapshot intervals (default 1)")
-    parser.add_argument("--match-params", action="store_true", help="baselines: match FLEX's parameter count")
-    parser.add_argument("--dropout", type=float, default=None)
-    parser.add_argument("--steps", type=int, default=d.steps)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch per task")
-    parser.add_argument("--optimizer", choices=["adamw", "lion"], default=d.optimizer)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--warmup", type=int, default=d.warmup)
-    parser.add_argument("--ema-decay", type=float, default=d.ema_decay)
-    parser.add_argument("--grad-clip", type=float, default=d.grad_clip)
-    parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    parser.add_argument("--val-every", type=int, default=d.val_every)
-    parser.add_argument("--val-batches", type=int, default=d.val_batches)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--workers", type=int, default=d.workers)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
-    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    flag("--task", d.task, choices=list(TASK_CHOICES))
+    flag("--model", d.model, choices=["flex", "unet", "uvit", "regression"])
+    flag("--size", d.size, choices=["tiny", "small", "medium", "big"])
+    flag("--crop", 64, "training crop size, divisible by 16", type=int)
+    flag("--cond-snapshots", d.cond_snapshots, type=int)
+    flag("--factor", None, "super-resolution factor (none: the data set's largest coarsening factor)", type=int)
+    flag("--upsample", "bicubic", "how the coarse field is brought to the fine grid (bicubic is the paper's)",
+         choices=["bicubic", "spectral"])
+    flag("--lead", 1, "forecast lead in snapshot intervals", type=int)
+    parser.add_argument("--match-params", action="store_true", default=unset,
+                        help="baselines: match FLEX's parameter count")
+    flag("--dropout", None, "override the preset's dropout", type=float)
+    flag("--steps", d.steps, type=int)
+    flag("--batch-size", d.batch_size, "global batch per task", type=int)
+    flag("--optimizer", d.optimizer, choices=["adamw", "lion"])
+    flag("--lr", d.lr, type=float)
+    flag("--weight-decay", d.weight_decay, type=float)
+    flag("--warmup", d.warmup, type=int)
+    flag("--ema-decay", d.ema_decay, type=float)
+    flag("--grad-clip", d.grad_clip, type=float)
+    flag("--checkpoint-every", d.checkpoint_every, type=int)
+    flag("--val-every", d.val_every, type=int)
+    flag("--val-batches", d.val_batches, type=int)
+    flag("--seed", d.seed, type=int)
+    flag("--workers", d.workers, type=int)
+    flag("--device", d.device, choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-amp", dest="amp", action="store_false", default=unset, help="no bf16 autocast on CUDA")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=unset)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out exactly, with its stored settings as the defaults")
+    parser.add_argument("--override", action="store_true",
+                        help="with --resume: accept flags that differ from the stored settings (the continued "
+                             "run is then no longer the uninterrupted run)")
+
+
+def stored_settings(out: str | os.PathLike) -> dict:
+    """The settings of the run in checkpoint ``out`` (flag dests: TrainConfig fields, data, crop, factor,
+    upsample, lead), read from its verified JSON files only."""
+    from flexcouple import checkpoint as ckpt
+
+    config = ckpt.read_config(out)
+    info = ckpt.read_training_info(out)
+    settings = {k: v for k, v in (info.get("train_config") or {}).items() if k != "extra"}
+    data = config.get("data") or {}
+    settings.update({"data": data.get("root"), "crop": data.get("crop")})
+    sr, fc = data.get("superres_options") or {}, data.get("forecast_options") or {}
+    if "factor" in sr:
+        settings["factor"] = sr["factor"]
+    if "upsample" in sr:
+        settings["upsample"] = sr["upsample"]
+    if "lead" in fc:
+        settings["lead"] = fc["lead"]
+    return {k: v for k, v in settings.items() if v is not None or k == "dropout"}
+
+
+def resolve_settings(args: argparse.Namespace) -> dict:
+    """Defaults, then (on --resume) the stored run's settings, then the flags given; a given flag that
+    contradicts the stored run is refused by name unless --override."""
+    names = {f.name for f in fields(TrainConfig)} | set(DATA_DEFAULTS)
+    given = {k: v for k, v in vars(args).items() if k in names}
+    settings = {**{k: v for k, v in asdict(TrainConfig()).items() if k != "extra"}, **DATA_DEFAULTS}
+    if getattr(args, "resume", False):
+        stored = stored_settings(args.out)
+        conflicts = {k: (stored[k], v) for k, v in given.items()
+                     if k in stored and k not in RESUME_FREE | {"data"} and stored[k] != v}
+        if conflicts and not getattr(args, "override", False):
+            listed = ", ".join(f"--{k.replace('_', '-')} {v!r} (the run has {old!r})" for k, (old, v) in conflicts.items())
+            raise ValueError(f"--resume: {listed} would change the run in {args.out}; drop the flag(s) to "
+                             "continue it exactly, or add --override to change them")
+        settings.update(stored)
+    elif getattr(args, "override", False):
+        raise ValueError("--override only applies with --resume")
+    settings.update(given)
+    if settings["data"] is None:
+        raise ValueError("--data DIR is required (the data set from `flexcouple generate`)")
+    return settings
 
 
 def _make_dataset(cls, root, split, **kwargs):
@@ -425,14 +500,16 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int, *, fa
 
 
 def run(args: argparse.Namespace) -> int:
-    names = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    if args.crop is not None and args.crop % 16:
-        raise ValueError(f"--crop {args.crop} must be divisible by 16 (4 downsamplings)")
-    if args.lead < 1:
-        raise ValueError(f"--lead must be >= 1 (snapshot intervals), got {args.lead}")
-    train_sets, val_sets, info = load_datasets(args.data, config.tasks, args.crop, config.cond_snapshots,
-                                               factor=args.factor, upsample=args.upsample, lead=args.lead)
+    settings = resolve_settings(args)
+    config = TrainConfig(**{f.name: settings[f.name] for f in fields(TrainConfig) if f.name in settings})
+    if settings["crop"] is not None and settings["crop"] % 16:
+        raise ValueError(f"--crop {settings['crop']} must be divisible by 16 (4 downsamplings)")
+    if settings["lead"] < 1:
+        raise ValueError(f"--lead must be >= 1 (snapshot intervals), got {settings['lead']}")
+    check_writable(config.out, "--out", directory=True)
+    train_sets, val_sets, info = load_datasets(settings["data"], config.tasks, settings["crop"],
+                                               config.cond_snapshots, factor=settings["factor"],
+                                               upsample=settings["upsample"], lead=settings["lead"])
     normalization = getattr(train_sets[config.tasks[0]], "normalization", None)
     summary = train(config, train_sets, val_sets, normalization=normalization, data_info=info, resume=args.resume)
     if dist.is_initialized():

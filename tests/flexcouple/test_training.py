@@ -189,6 +189,56 @@ def test_cli_trains_on_a_generated_data_set(generated, tmp_path, capsys):
     assert "generate" in capsys.readouterr().err
 
 
+def test_resume_takes_the_stored_settings_and_refuses_conflicting_flags(generated, tmp_path, capsys, monkeypatch):
+    from flexcouple import training
+    from flexcouple.cli import main
+
+    out = tmp_path / "run"
+    first = ["train", "--data", str(generated), "--task", "superres", "--crop", "16", "--steps", "20",
+             "--checkpoint-every", "5", "--batch-size", "2", "--lr", "1e-3", "--warmup", "2", "--optimizer", "lion",
+             "--val-every", "100", "--no-progress", "--dropout", "0.1"]
+    straight = tmp_path / "straight"
+    assert main(first + ["--out", str(straight)]) == 0
+    capsys.readouterr()
+    # Ctrl-C while loading step 16's batch (2 items per step): the checkpoint at step 15 lies between two
+    # loss lines (every 10 steps)
+    read, calls = training.EpochIndexed.__getitem__, []
+
+    def interrupted(self, item):
+        calls.append(item)
+        if len(calls) > 30:
+            raise KeyboardInterrupt
+        return read(self, item)
+
+    with monkeypatch.context() as m:
+        m.setattr(training.EpochIndexed, "__getitem__", interrupted)
+        assert main(first + ["--out", str(out)]) == 130
+    assert ckpt.load_training_state(out)["info"]["step"] == 15
+    capsys.readouterr()
+    for flag, value in (("--lr", "2e-4"), ("--optimizer", "adamw"), ("--crop", "32"), ("--factor", "2")):
+        assert main(["train", "--out", str(out), "--resume", flag, value]) == 1
+        err = capsys.readouterr().err
+        assert f"{flag} " in err and "--override" in err and "Traceback" not in err, err
+    # the README's line (with --data, without --crop) and no flags at all both continue the run exactly
+    assert main(["train", "--data", str(generated), "--out", str(out), "--resume", "--steps", "20",
+                 "--no-progress"]) == 0
+    ref = ckpt.load_training_state(straight)["info"]
+    got = ckpt.load_training_state(out)["info"]
+    assert got["step"] == 20 and got["train_config"]["optimizer"] == "lion" and got["train_config"]["lr"] == 1e-3
+    losses = lambda info: [(h["step"], h["loss"]) for h in info["history"] if "loss" in h]  # noqa: E731
+    assert losses(got) == losses(ref) and losses(got)[-1][0] == 20  # the step-20 line spans the resume
+    ref_w, got_w = ckpt.load_weights(straight), ckpt.load_weights(out)
+    assert all(torch.equal(ref_w[k], got_w[k]) for k in ref_w)
+    # --override accepts a change by name; a crop the model cannot take is still refused clearly
+    assert main(["train", "--out", str(out), "--resume", "--override", "--steps", "22", "--lr", "5e-4",
+                 "--no-progress"]) == 0
+    assert ckpt.load_training_state(out)["info"]["train_config"]["lr"] == 5e-4
+    assert main(["train", "--out", str(out), "--resume", "--override", "--steps", "23", "--crop", "32"]) == 1
+    assert "--crop" in capsys.readouterr().err
+    assert main(["train", "--data", str(generated), "--out", str(tmp_path / "new"), "--override"]) == 1
+    assert "only applies with --resume" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_console_script(generated, tmp_path):
     import subprocess
