@@ -81,11 +81,11 @@ def _prepare(args, n: int) -> np.ndarray:
         raise ValueError("--snapshots must be at least 1")
     if not (args.t_end > 0 and math.isfinite(args.t_end)):
         raise ValueError(f"--t-end must be positive, got {args.t_end}")
-    if args.out is not None and args.out.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     for path, what in ((args.out, "--out"), (args.plot, "--plot")):
         if path is not None:
             check_writable(path, what)
+    if args.out is not None and args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     if Path(args.init).suffix and Path(args.init).exists() and not os.access(args.init, os.R_OK):
         raise ValueError(f"--init {args.init} is not readable")
     try:

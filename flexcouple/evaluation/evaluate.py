@@ -34,6 +34,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from solver.paths import check_writable
+
 from flexcouple.evaluation import report as R
 from flexcouple.evaluation import sources as S
 from flexcouple.evaluation.metrics import as_numpy, resolved_band, velocity_from_vorticity
@@ -770,18 +772,20 @@ def run(args) -> int:
                    max_samples=args.max_samples, horizon=args.horizon, feed=args.feed, seed=args.seed,
                    device=device, observables=tuple(args.observables), progress=not args.no_progress,
                    figures=args.figures)
+    check_writable(args.out, "--out", directory=True)  # before any model runs
     metrics = evaluate(args.checkpoint, args.data, args.task, args.out, opts=opts, labels=args.label,
                        splits=args.splits, compare=args.compare, overwrite=args.overwrite)
     if metrics is None:  # not rank 0
         return 0
     print(summary(metrics))
+    print(f"wrote {args.out}: metrics.json, comparison.json, comparison.md and figures")
     return 0
 
 
 def summary(metrics: dict) -> str:
     """A few lines for the terminal: the headline metric of every model on every split."""
     forecast = metrics["task"] == "forecast"
-    lines = [f"wrote {metrics['data']} evaluation ({metrics['task']}, K={metrics['ensemble']}, "
+    lines = [f"evaluated on {metrics['data']} ({metrics['task']}, K={metrics['ensemble']}, "
              f"{metrics['steps']} steps, {metrics['processes']} process(es), {metrics['wall_time_s']:.1f} s)"]
     for label, rep in metrics["models"].items():
         for split, e in rep["by_split"].items():

@@ -70,3 +70,48 @@ def test_console_script_is_installed():
         pytest.skip(f"no console script next to {sys.executable}: the package is not pip-installed here")
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "simulate" in proc.stdout
+
+
+def test_simulate_checks_its_inputs_and_outputs_before_any_work(tmp_path, capsys, monkeypatch):
+    base = ["simulate", "--n", "32", "--t-end", "0.1", "--backend", "numpy"]
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    field = np.random.default_rng(0).standard_normal((32, 32))
+    np.save(tmp_path / "complex.npy", field + 1j * field)
+    nan = field.copy()
+    nan[3, 4] = np.inf
+    np.save(tmp_path / "nan.npy", nan)
+    for extra, message in [
+        (["--out", str(tmp_path / "a_file" / "run.h5")], "is a file, not a directory"),
+        (["--out", str(tmp_path)], "is a directory; give a file name"),
+        (["--plot", str(tmp_path / "a_file" / "p.png")], "is a file, not a directory"),
+        (["--init", str(tmp_path / "junk.h5")], "cannot be read"),
+        (["--init", str(tmp_path / "complex.npy")], "must be a real array"),
+        (["--init", str(tmp_path / "nan.npy")], "1 NaN or Inf values (first at [3, 4])"),
+    ]:
+        assert main(base + extra) == 1, extra
+        captured = capsys.readouterr()
+        assert message in captured.err and "Traceback" not in captured.err, (extra, captured.err)
+        assert "steps" not in captured.out  # refused before the solver ran
+    # a read-only folder (simulated: the tests may run as root, who can write anywhere)
+    import solver.paths
+    monkeypatch.setattr(solver.paths.os, "access", lambda path, mode: False)
+    assert main(base + ["--out", str(tmp_path / "ro" / "run.h5")]) == 1
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_spectrum_slope_is_not_printed_as_nan_on_a_small_grid(capsys):
+    assert main(["simulate", "--n", "32", "--t-end", "0.1", "--snapshots", "2", "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "not measured" in out
+
+
+def test_fields_the_solver_refuses_and_a_field_at_rest():
+    sim = NavierStokes2D(32, 100.0, forcing=None)
+    with pytest.raises(ValueError, match="complex"):
+        sim.advance(np.zeros((32, 32), complex), 0.1)
+    with pytest.raises(ValueError, match=r"shape \(32, 32\), got \(31, 32\)"):
+        sim.advance([[0.0] * 32] * 31, 0.1)  # a list of lists: its real shape is named
+    assert sim.advance([[0.0] * 32] * 32, 0.1).shape == (32, 32)
+    # no flow at all: the adaptive step lands on t_end (it used to shrink geometrically and give up)
+    assert np.abs(sim.advance(np.zeros((32, 32)), 0.01)).max() == 0 and sim.last_stats["steps"] == 1
