@@ -442,3 +442,14 @@ def test_mpi_a_bad_config_is_reported_once(tmp_path):
     res = _mpi_run(["--config", str(bad), "--out", str(tmp_path / "o")], tmp_path, timeout=120)
     assert res.returncode != 0
     assert res.stderr.count("does not divide n = 30") == 1, res.stderr
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path / "a_file"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "Traceback" not in err
+    import solver.paths
+    monkeypatch.setattr(solver.paths.os, "access", lambda path, mode: False)  # read-only, even for root
+    assert main(["generate", "--preset", "tiny", "--out", str(tmp_path / "ro" / "ds"), "--no-progress"]) == 1
+    assert "is not writable" in capsys.readouterr().err and not (tmp_path / "ro").exists()
