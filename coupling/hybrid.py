@@ -240,7 +240,18 @@ class HybridSimulation:
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self, omega0=None) -> HybridResult:
-        """Integrate to t_end; resume from ``out`` if it holds a checkpoint of this config."""
+        """Integrate to t_end; resume from ``out`` if it holds a checkpoint of this config.
+
+        Under MPI, an error on one rank ends the whole job (printed once, the communicator
+        aborted): the other ranks would otherwise wait forever in the next collective."""
+        try:
+            return self._run(omega0)
+        except Exception as exc:
+            from solver.mpi import abort_on_error
+            abort_on_error(self.comm, exc, prefix="hybrid run: error")
+            raise
+
+    def _run(self, omega0=None) -> HybridResult:
         from solver.mpi import local_part
         cfg = self.cfg
         self.state = _State()
@@ -307,7 +318,7 @@ class HybridSimulation:
         coarse = self._gather(w_local, self.sim)
         decision = self._decide_call(j, "superres", coarse, t1, coarse=coarse)
         if decision["source"] == "surrogate":
-            fine, std = decision.pop("_mean"), decision.pop("_std")
+            fine, std = decision.pop("_mean", None), decision.pop("_std", None)
             st.accepted_outputs += 1
             if self.rank == 0:
                 st.previous_trusted, st.previous_trusted_tick = fine, j
@@ -372,7 +383,7 @@ class HybridSimulation:
             history = np.stack(st.history[-self.history_length:]) if self.rank == 0 else None
             decision = self._decide_call(j, "forecast", history, t1)
             if decision["source"] == "surrogate":
-                new, std = decision.pop("_mean"), decision.pop("_std")
+                new, std = decision.pop("_mean", None), decision.pop("_std", None)
                 w_local = self._scatter(new, self.sim)
                 if self.rank == 0:
                     self._push_history(new, solver=False)
