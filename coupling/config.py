@@ -67,8 +67,8 @@ TOML_KEYS = {"init_seed": "seed", "init_peak_wavenumber": "peak_wavenumber", "in
 class HybridConfig:
     """Every setting of a hybrid run (see the module docstring for the TOML layout)."""
 
-    mode: str = "superres"
-    name: str = "kolmogorov-hybrid"
+    mode: str = "superres"                # superres | leapfrog | pure
+    name: str = "kolmogorov-hybrid"       # a label, written into the output files
     # grid: the fine grid n; the coarse grid of ``superres`` is n / factor
     n: int = 256
     factor: int = 4
