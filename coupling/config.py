@@ -79,9 +79,9 @@ class HybridConfig:
     drag: float = 0.1
     boundary: str = "periodic"
     # time: outputs at output_interval, 2 output_interval, ..., t_end (t = 0 is output 0)
-    t_end: float = 10.0
+    t_end: float = 5.0
     output_interval: float = 0.5
-    spinup: float = 0.0                    # fine-solver time from the random field before t = 0
+    spinup: float = 5.0                    # fine-solver time from the random field before t = 0
     # initial condition: solver.random_field(n, seed, peak_wavenumber, energy), or a file
     init_seed: int = 0
     init_peak_wavenumber: float = 4.0

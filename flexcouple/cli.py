@@ -15,7 +15,7 @@ from flexcouple import __version__
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
-    "demo": ("flexcouple.demo", "run the main job on the embedded default and print a summary"),
+    "demo": ("coupling.demo", "the main job on the embedded default: pure CFD against the hybrid (superres, leapfrog)"),
     "simulate": ("solver.cli", "run the pseudo-spectral Navier-Stokes solver and save the fields"),
     "generate": ("flexcouple.data.generate", "generate HDF5 training / OOD data sets with the solver"),
     "train": ("flexcouple.training", "train FLEX or a baseline on a generated data set"),
