@@ -72,6 +72,7 @@ class TrainConfig:
     workers: int = 0                  # DataLoader worker processes
     device: str = "auto"              # auto | cpu | cuda
     amp: bool = True                  # bf16 autocast on CUDA (never on CPU)
+    init: str = ""                    # fine-tune: start from this checkpoint's weights (and keep its units)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -213,14 +214,25 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
 
     torch.manual_seed(config.seed)  # identical initial weights on every process
-    model = build_model(config.model, config.size, tasks, image_size, config.cond_snapshots,
-                        match_params="flex" if config.match_params else None, dropout=config.dropout).to(device)
+    if config.init:
+        # fine-tuning: the checkpoint's network (all its tasks, trained here on ``tasks`` only) and its
+        # normalisation, so the fine-tuned model speaks the same units as the one it came from
+        model, init_cfg = ckpt.load_checkpoint(config.init)
+        model = model.to(device).train()
+        not_in_model = [t for t in tasks if t not in init_cfg["tasks"]]
+        if not_in_model:
+            raise ValueError(f"--init {config.init} has tasks {init_cfg['tasks']}; it cannot be fine-tuned for "
+                             f"{not_in_model}")
+        normalization = dict(init_cfg["normalization"])
+    else:
+        model = build_model(config.model, config.size, tasks, image_size, config.cond_snapshots,
+                            match_params="flex" if config.match_params else None, dropout=config.dropout).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.betas, config.weight_decay)
     ema = EMA(model, config.ema_decay)
     start, history, resumed_loss = 0, [], {"sum": 0.0, "n": 0}
     if resume:
         stored = ckpt.read_config(out)
-        if stored.get("arch") != model.config["arch"] or stored.get("tasks") != list(tasks) \
+        if stored.get("arch") != model.config["arch"] or stored.get("tasks") != list(model.config["tasks"]) \
                 or stored.get("model") != config.model:
             raise ValueError(f"{out} holds a different model ({stored.get('model')}, {stored.get('tasks')}); "
                              "resume with the same --model/--size/--task")
@@ -403,6 +415,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("--seed", d.seed, type=int)
     flag("--workers", d.workers, type=int)
     flag("--device", d.device, choices=["auto", "cpu", "cuda"])
+    flag("--init", None, "fine-tune: start from this checkpoint (its network, tasks and normalisation; "
+         "e.g. on a hybrid run's harvest/)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", default=unset, help="no bf16 autocast on CUDA")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=unset)
     parser.add_argument("--resume", action="store_true",
@@ -511,6 +525,13 @@ def run(args: argparse.Namespace) -> int:
                                                config.cond_snapshots, factor=settings["factor"],
                                                upsample=settings["upsample"], lead=settings["lead"])
     normalization = getattr(train_sets[config.tasks[0]], "normalization", None)
+    if config.init:  # keep what the start checkpoint knows about the tasks not trained here
+        from flexcouple.checkpoint import read_config
+        start_data = read_config(config.init).get("data") or {}
+        for task in ("superres", "forecast"):
+            if task not in config.tasks and start_data.get(f"{task}_options"):
+                info[f"{task}_options"] = start_data[f"{task}_options"]
+        info["init"] = str(Path(config.init).resolve())
     summary = train(config, train_sets, val_sets, normalization=normalization, data_info=info, resume=args.resume)
     if dist.is_initialized():
         dist.destroy_process_group()
