@@ -7,21 +7,6 @@ from flexcouple.cli import main
 from tests.coupling.stand_ins import Broken
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from flexcouple.checkpoint import save_checkpoint
-    from flexcouple.models import build_model
-    torch.manual_seed(0)
-    model = build_model("flex", "tiny", tasks=("superres", "forecast"), image_size=32)
-    path = tmp_path_factory.mktemp("ckpt") / "flex"
-    save_checkpoint(path, model, {"normalization": {"mean": 0.0, "std": 5.0},
-                                  "data": {"superres_options": {"factor": 2, "upsample": "spectral"},
-                                           "forecast_options": {"past": 2, "lead": 1, "lead_time": 0.25}}})
-    return path
-
-
 def test_finetune_from_a_checkpoint_on_the_harvest(checkpoint, tmp_path):
     cfg = HybridConfig(mode="leapfrog", n=32, reynolds=100.0, t_end=3.0, output_interval=0.25, backend="numpy",
                        spinup=1.0, warmup=2, harvest=True, max_rejections=100)

@@ -8,22 +8,6 @@ from coupling import (FlexSurrogate, HybridConfig, HybridSimulation, Interpolati
 from solver import random_field
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from flexcouple.checkpoint import save_checkpoint
-    from flexcouple.models import build_model
-    torch.manual_seed(0)
-    model = build_model("flex", "tiny", tasks=("superres", "forecast"), image_size=32)
-    path = tmp_path_factory.mktemp("ckpt") / "flex"
-    save_checkpoint(path, model, {"normalization": {"mean": 0.0, "std": 5.0},
-                                  "data": {"superres_options": {"factor": 2, "coarsen_method": "spectral",
-                                                                "upsample": "spectral"},
-                                           "forecast_options": {"past": 2, "lead": 1, "lead_time": 0.25}}})
-    return path
-
-
 def test_loads_with_its_training_pipeline(checkpoint):
     sur = FlexSurrogate.from_checkpoint(checkpoint, steps=2)
     assert (sur.factor, sur.lead_time, sur.history_length, sur.upsample) == (2, 0.25, 2, "spectral")
