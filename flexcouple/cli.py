@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     mod = importlib.import_module(args._module)
+    from solver.mpi import run_collectively, world_comm
     try:
-        return int(mod.run(args) or 0)
+        # under mpiexec, any rank's failure ends the whole job, reported once (solver.mpi)
+        return int(run_collectively(world_comm(), mod.run, args, prefix=f"flexcouple {args.command}: error") or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
