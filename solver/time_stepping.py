@@ -106,6 +106,8 @@ class ETDRK4:
         self.dtype = dtype
         self._cache: dict[float, ETDRK4Coefficients] = {}
         self._cache_size = cache_size
+        self._workspace: dict = {}
+        self._workspace_key = None
 
     def coefficients(self, dt: float) -> ETDRK4Coefficients:
         coef = self._cache.get(dt)
@@ -119,12 +121,14 @@ class ETDRK4:
     def step(self, v, dt: float, nv=None):
         """One step of size dt from v. ``nv`` = explicit(v) if already known.
 
-        ``explicit`` must return a new array each call (the stages keep them)."""
+        ``explicit(v, out=None)`` writes the explicit terms into ``out`` when given (the fused path
+        keeps its stages in buffers allocated once), else returns a new array. The result is one of
+        two buffers used in turn: valid until the step after next, which is all a time loop needs."""
         c = self.coefficients(dt)
-        if nv is None:
-            nv = self.explicit(v)
         if numexpr is not None and self.xp is np:
             return self._step_fused(c, v, nv)
+        if nv is None:
+            nv = self.explicit(v)
         ev2 = c.e2 * v
         a = c.q * nv
         a += ev2
@@ -145,14 +149,28 @@ class ETDRK4:
         out += c.f3 * nc
         return out
 
+    def _buffers(self, v):
+        key = (v.shape, v.dtype)
+        if self._workspace_key != key:
+            names = ("a", "b", "c", "nv", "na", "nb", "nc", "out0", "out1")
+            self._workspace = {name: np.empty(v.shape, dtype=v.dtype) for name in names}
+            self._workspace_key = key
+        return self._workspace
+
     def _step_fused(self, c, v, nv):
-        # the same arithmetic as above, each line one numexpr pass (the stages are memory-bound)
+        # the same arithmetic as above, each line one numexpr pass (the stages are memory-bound),
+        # into buffers allocated once
         ev = numexpr.evaluate
+        w = self._buffers(v)
         e, e2, q, f1, f2, f3 = c.e, c.e2, c.q, c.f1, c.f2, c.f3
-        a = ev("e2 * v + q * nv")
-        na = self.explicit(a)
-        b = ev("e2 * v + q * na")
-        nb = self.explicit(b)
-        cc = ev("e2 * a + q * (2 * nb - nv)")
-        nc = self.explicit(cc)
-        return ev("e * v + f1 * nv + f2 * (na + nb) + f3 * nc")
+        a, b, cc, na, nb, nc = w["a"], w["b"], w["c"], w["na"], w["nb"], w["nc"]
+        if nv is None:
+            nv = self.explicit(v, out=w["nv"])
+        ev("e2 * v + q * nv", out=a)
+        self.explicit(a, out=na)
+        ev("e2 * v + q * na", out=b)
+        self.explicit(b, out=nb)
+        ev("e2 * a + q * (2 * nb - nv)", out=cc)
+        self.explicit(cc, out=nc)
+        out = w["out1"] if v is w["out0"] else w["out0"]
+        return ev("e * v + f1 * nv + f2 * (na + nb) + f3 * nc", out=out)
