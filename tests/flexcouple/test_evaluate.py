@@ -227,6 +227,46 @@ def test_two_mpi_ranks_give_exactly_the_single_process_numbers(dataset, tmp_path
     assert _without_run_details(two) == _without_run_details(one)
 
 
+@pytest.mark.slow
+def test_two_torchrun_processes_give_exactly_the_single_process_numbers(dataset, tmp_path):
+    """The README's promise for torchrun (torch.distributed, gloo on CPU): the same report as one
+    process. Tolerance zero, as for MPI: each process evaluates whole batches with the batch's own
+    seeded noise, and the gathered records are reduced in sample order, so no sum is reordered."""
+    import os
+    import subprocess
+    import sys
+
+    from flexcouple.checkpoint import save_checkpoint
+    from flexcouple.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("flex", "tiny", tasks=("superres",), image_size=32)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # off the zero-initialised output layer: the network's output is not trivially 0
+        for p in model.parameters():
+            p += 0.02 * torch.randn(p.shape, generator=g)
+    ckpt = str(save_checkpoint(tmp_path / "flex-tiny", model, {
+        "normalization": _normalization(dataset),
+        "data": {"root": str(dataset), "superres_options": {"factor": FACTOR, "coarsen_method": "spectral"}}}))
+    argv = ["evaluate", "--checkpoint", ckpt, "spectral", "--data", str(dataset), "--task", "superres",
+            "--ensemble", "2", "--max-samples", "3", "--batch-size", "1", "--splits", "test", "re_high",
+            "--figures", "none", "--no-progress"]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "PMI_SIZE",
+                                                            "OMPI_COMM_WORLD_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    res = subprocess.run([*launcher, "--standalone", "--nproc-per-node", "2", "-m", "flexcouple.cli", *argv,
+                          "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert one["models"]["flex-tiny"]["by_split"]["test"]["n_samples"] == 3
+    assert _without_run_details(two) == _without_run_details(one)
+
+
 def test_an_interrupted_evaluation_resumes_after_its_finished_splits(dataset, tmp_path, monkeypatch):
     opts = lambda: E.Options(task="superres", ensemble=1, max_samples=2, progress=False,  # noqa: E731
                              observables=("vorticity",), figures="none")
