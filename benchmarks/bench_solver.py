@@ -236,7 +236,7 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-sizes", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--mpi-sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                    help="FFT / numexpr threads to measure for pyfftw (the others run with 1)")
+                    help="FFT threads to measure for pyfftw (the others run with 1)")
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-mpi", action="store_true")

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import solver.navier_stokes as navier_stokes
 from solver import NavierStokes2D
 
 MPIEXEC = Path(sys.executable).with_name("mpiexec")
@@ -41,10 +40,7 @@ def classical_advection(sim, w_hat):
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("backend", ["numpy", "pyfftw"])
-@pytest.mark.parametrize("fused", [True, False], ids=["numexpr", "plain"])
-def test_basdevant_advection_equals_the_classical_form(boundary, backend, fused, monkeypatch):
-    if not fused:  # the array-library path (the one cupy takes)
-        monkeypatch.setattr(navier_stokes, "numexpr", None)
+def test_basdevant_advection_equals_the_classical_form(boundary, backend):
     sim = NavierStokes2D(48, 300.0, boundary=boundary, backend=backend)
     w_hat = band_limited_spectrum(sim, seed=3)
     ours = sim.spectral.dealias_np * sim._explicit(w_hat.copy())
