@@ -241,7 +241,8 @@ class MPIBackend(FFTBackend):
     """Slab-decomposed real 2D FFT over an mpi4py communicator, by mpi4py-fft.
 
     Physical fields are split along axis 0 (x), spectra along axis 1 (ky), as mpi4py-fft lays them
-    out. Batched calls loop over the leading axes.
+    out. A stack of fields (k, nx, ny) goes through one transform over its last two axes, so its k
+    transposes travel in one all-to-all message instead of k.
     """
 
     name = "mpi"
@@ -261,16 +262,30 @@ class MPIBackend(FFTBackend):
             raise ValueError(f"backend {serial_backend!r} cannot run under MPI; use numpy, scipy or pyfftw")
         self.comm = comm
         self.name = f"mpi-{serial_backend}"
+        self._PFFT, self._fft_backend = PFFT, fft_backend
         self._pfft = PFFT(comm, self.shape, axes=(0, 1), dtype=self.real_dtype, grid=(-1,), backend=fft_backend)
+        self._stacked: dict = {}
         self.physical_slice = tuple(self._pfft.local_slice(False))
         self.spectral_slice = tuple(self._pfft.local_slice(True))
         from mpi4py import MPI
 
         self._MPI = MPI
 
+    def _stack_transform(self, count: int):
+        """One slab transform of a (count, nx, ny) stack over its last two axes, split like a single field."""
+        pfft = self._stacked.get(count)
+        if pfft is None:
+            pfft = self._PFFT(self.comm, (count,) + self.shape, axes=(1, 2), dtype=self.real_dtype,
+                              grid=(1, -1, 1), backend=self._fft_backend)
+            self._stacked[count] = pfft
+        return pfft
+
     def _forward(self, field):
         lead = field.shape[:-2]
         out = np.empty(lead + self.local_spectral_shape, dtype=self.complex_dtype)
+        if len(lead) == 1:
+            self._stack_transform(lead[0]).forward(np.ascontiguousarray(field), out, normalize=False)
+            return out
         for idx in np.ndindex(*lead):
             self._pfft.forward(np.ascontiguousarray(field[idx]), out[idx], normalize=False)
         return out
@@ -278,6 +293,9 @@ class MPIBackend(FFTBackend):
     def _backward(self, spectrum, normalize=True):
         lead = spectrum.shape[:-2]
         out = np.empty(lead + self.local_shape, dtype=self.real_dtype)
+        if len(lead) == 1:
+            self._stack_transform(lead[0]).backward(np.ascontiguousarray(spectrum), out, normalize=normalize)
+            return out
         for idx in np.ndindex(*lead):
             self._pfft.backward(np.ascontiguousarray(spectrum[idx]), out[idx], normalize=normalize)
         return out
