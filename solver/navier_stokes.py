@@ -187,9 +187,9 @@ class NavierStokes2D:
             np.broadcast_to(1j * g.ky_d_np * inv_k2, full),
             np.broadcast_to(-1j * g.kx_d_np * inv_k2, full)]).astype(cdt) * scale)
         # Basdevant: u . grad omega = (d_xx - d_yy)(uv) + d_xy(v^2 - u^2), in Fourier space
-        # (ky^2 - kx^2) FFT(uv) - kx ky FFT(v^2 - u^2)
-        self._uv_coefficient = xp.asarray(np.ascontiguousarray(np.broadcast_to(g.ky_np**2 - g.kx_np**2, full)).astype(rdt))
-        self._shear_coefficient = xp.asarray(np.ascontiguousarray(np.broadcast_to(-g.kx_np * g.ky_np, full)).astype(rdt))
+        # (ky^2 - kx^2) FFT(uv) - kx ky FFT(v^2 - u^2) (real, stored complex: see ETDRK4Coefficients)
+        self._uv_coefficient = xp.asarray(np.ascontiguousarray(np.broadcast_to(g.ky_np**2 - g.kx_np**2, full)).astype(cdt))
+        self._shear_coefficient = xp.asarray(np.ascontiguousarray(np.broadcast_to(-g.kx_np * g.ky_np, full)).astype(cdt))
         self._parseval = xp.asarray(g.parseval_np.astype(rdt))
         self.linear = -self.nu * k2 - self.drag
         self.linear = np.broadcast_to(self.linear, k2.shape)

@@ -72,8 +72,12 @@ class ETDRK4Coefficients:
         p1, p2, p3 = phi_functions(z)
         p1h, _, _ = phi_functions(z / 2.0)
 
+        # stored complex, though real: numpy multiplies complex by complex without the per-chunk
+        # cast of a real operand (measured 3-7% per step)
+        cdtype = np.result_type(dtype, np.complex64)
+
         def cast(a):
-            return xp.asarray(np.ascontiguousarray(np.broadcast_to(a, lin.shape)).astype(dtype))
+            return xp.asarray(np.ascontiguousarray(np.broadcast_to(a, lin.shape)).astype(cdtype))
 
         return cls(
             dt=dt,
