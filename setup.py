@@ -21,7 +21,6 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "pyfftw>=0.13",
-        "numexpr>=2.8",  # fused element-wise kernels in the time stepper (measured: see benchmarks)
         "mpi4py>=3.1",
         "mpi4py-fft>=2.0.5",  # distributed FFTs; building it needs the FFTW headers (libfftw3-dev)
         # flexcouple

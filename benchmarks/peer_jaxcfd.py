@@ -29,7 +29,8 @@ Conventions (checked against jax-cfd 0.2.1's source and by a laminar-Kolmogorov 
   ETDRK4 solver; with its filter swapped for ours (a diagnostic, not done here) the fields agree to
   1e-8 relative L2, about the time-stepping error of either scheme at that dt.
 - One step costs jax-cfd 27 real 2D FFTs (5 stages x (4 inverse + 1 forward), plus 2 forward FFTs of
-  the constant forcing that XLA does not fold away); our ETDRK4 does 20.
+  the constant forcing that XLA does not fold away); our ETDRK4 does 16 (Basdevant form: 2 inverse and
+  2 forward FFTs per stage).
 
 Timing excludes compilation: the stepping loop (``funcutils.repeated``, a ``lax.scan``) is jitted,
 compiled ahead of time (``compile_s``), warmed up once, then ``--repeats`` runs of ``--repeat-steps``
