@@ -101,7 +101,7 @@ class FlexSurrogate:
     """
 
     def __init__(self, model, config: dict, *, device: str = "cpu", steps: int = 2, ensemble: int = 1,
-                 seed: int = 0, source: str = ""):
+                 seed: int = 0, source: str = "", member_batch: int | None = None):
         self.model = model
         self.config = config
         self.device = device
@@ -109,6 +109,9 @@ class FlexSurrogate:
         self.ensemble = int(ensemble)
         self.seed = int(seed)
         self.source = source
+        # members per network call: on CPUs a batch of K members measured slower than K single calls
+        # (benchmarks/results/coupling_overhead.json), so one at a time; on GPUs all at once
+        self.member_batch = member_batch or (1 if str(device) == "cpu" else 1 << 30)
         norm = config["normalization"]
         self.mean, self.std_norm = float(norm["mean"]), float(norm["std"])
         self.tasks = tuple(config.get("tasks", ()))
@@ -125,7 +128,7 @@ class FlexSurrogate:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str = "cpu", steps: int = 2,
-                        ensemble: int = 1, seed: int = 0) -> "FlexSurrogate":
+                        ensemble: int = 1, seed: int = 0, member_batch: int | None = None) -> "FlexSurrogate":
         """Load one of our checkpoints (None: the shipped default) once, on ``device``."""
         from flexcouple.checkpoint import load_checkpoint
         path = Path(path) if path else default_checkpoint()
@@ -138,7 +141,8 @@ class FlexSurrogate:
             raise SurrogateMisfit(f"checkpoint {path} has no normalization; it cannot be used in a run")
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        return cls(model, config, device=device, steps=steps, ensemble=ensemble, seed=seed, source=str(path))
+        return cls(model, config, device=device, steps=steps, ensemble=ensemble, seed=seed, source=str(path),
+                   member_batch=member_batch)
 
     # -- fitting the run ---------------------------------------------------------------------
     def check_fits(self, mode: str, n: int, factor: int | None = None, lead_time: float | None = None) -> None:
@@ -175,10 +179,15 @@ class FlexSurrogate:
         # one initial noise per member, from its own seed (independent of batching and ranks)
         noise = torch.stack([torch.randn((1, h, w), generator=torch.Generator().manual_seed(
             member_seed(self.seed, call, m))) for m in ids]).to(self.device)
+        reynolds_t = torch.tensor([float(reynolds)], device=self.device)
+        parts = []
         with torch.inference_mode():
-            out = self.model.sample(cond, torch.tensor([float(reynolds)], device=self.device), steps=self.steps,
-                                    ensemble=len(ids), task=task, noise=noise)
-        fields = out[0, :, 0].double().cpu().numpy() * self.std_norm + self.mean
+            for i in range(0, len(ids), self.member_batch):
+                chunk = noise[i:i + self.member_batch]
+                out = self.model.sample(cond, reynolds_t, steps=self.steps, ensemble=len(chunk), task=task,
+                                        noise=chunk)
+                parts.append(out[0, :, 0].double().cpu().numpy())
+        fields = np.concatenate(parts) * self.std_norm + self.mean
         return Prediction.from_members(fields, keep=members is not None)
 
     def superres(self, coarse, reynolds, *, ensemble: int = 1, members=None, call: int = 0, **_) -> Prediction:

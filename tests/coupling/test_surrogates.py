@@ -21,7 +21,7 @@ def test_loads_with_its_training_pipeline(checkpoint):
 
 
 def test_a_member_is_the_same_whoever_draws_it(checkpoint):
-    sur = FlexSurrogate.from_checkpoint(checkpoint)
+    sur = FlexSurrogate.from_checkpoint(checkpoint, member_batch=3)  # one batched network call
     coarse = random_field(16, seed=2)
     batched = sur.superres(coarse, 800.0, ensemble=3, members=[0, 1, 2], call=7)
     for m in range(3):
