@@ -126,6 +126,9 @@ class StepBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, n_items, batch_size, seed, stream, start, stop, rank, world):
+        if n_items < batch_size:  # before any step, not deep inside the loop
+            raise ValueError(f"the data set has {n_items} items, fewer than the batch size {batch_size}; "
+                             "use a smaller --batch-size or more data")
         self.args = (n_items, batch_size, seed, stream)
         self.start, self.stop, self.rank, self.local = start, stop, rank, batch_size // world
 
