@@ -18,7 +18,8 @@ Claim measured: a hybrid run reaches the accuracy of a pure solver run for less 
        time-mean energy spectrum over 1 <= k <= n/3 (relative L2 of log E) and the relative L2 error
        of the mean forced profile <u>_x(y).
 6. Cost: wall seconds per unit of simulated time (solver, surrogate, checks, all included; spin-up
-   excluded), measured in this run, on this machine.
+   excluded), measured in this run, on this machine, each side on one core (1 FFT thread, 1 torch
+   thread) unless ``--torch-threads`` says otherwise.
 7. Speedup at equal accuracy: the pure solver's cost at the hybrid's accuracy, interpolated
    log-linearly in cost between the two grids that bracket it (as Kochkov et al. do), over the
    hybrid's cost; on (a), on (b) (spectrum error), and on both (the smaller). Where the hybrid is
@@ -69,6 +70,8 @@ def parse(argv=None):
     p.add_argument("--grids", type=int, nargs="+", default=None, help="pure-solver grids (default n/8 .. n)")
     p.add_argument("--checkpoint", default=None, help="FLEX checkpoint (default: the shipped model)")
     p.add_argument("--ensemble", type=int, default=1, help="superres ensemble members")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--name", default="hybrid")
     args = p.parse_args(argv)
@@ -81,7 +84,8 @@ def parse(argv=None):
 
 def base_config(args) -> HybridConfig:
     return HybridConfig(name="bench", n=args.n, factor=4, reynolds=1000.0, t_end=args.t_end, output_interval=0.5,
-                        spinup=0.0, backend="pyfftw", checkpoint=args.checkpoint or "", warmup=2, ensemble=1)
+                        spinup=0.0, backend="pyfftw", checkpoint=args.checkpoint or "", warmup=2, ensemble=1,
+                        torch_threads=args.torch_threads)
 
 
 def run(cfg: HybridConfig, omega0, surrogate=None):

@@ -143,7 +143,7 @@ class HybridSimulation:
             self.output_every = 1
             self.history_length = 1
         self.n_ticks = int(round(cfg.t_end / self.dt_tick))
-        if cfg.mode != "pure" and self.size > 1:
+        if cfg.mode != "pure" and (self.size > 1 or cfg.torch_threads):
             self._set_torch_threads()
 
     # ------------------------------------------------------------------------------------------
