@@ -15,7 +15,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["solver", "solver.*", "flexcouple", "flexcouple.*", "coupling", "coupling.*"]),
-    package_data={"flexcouple": ["presets/*.toml", "presets/*.json"]},
+    # the shipped default model (safetensors + JSON + its model card) installs with the package
+    package_data={"flexcouple": ["presets/*.toml", "presets/*.json",
+                                 "shipped/flex-tiny-kolmogorov256/*.json",
+                                 "shipped/flex-tiny-kolmogorov256/*.safetensors",
+                                 "shipped/flex-tiny-kolmogorov256/*.md"]},
     install_requires=[
         # solver (never imports torch)
         "numpy>=1.24",
