@@ -196,10 +196,11 @@ class SplitPlan:
     times: np.ndarray | None = None
 
 
-def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, coarsen_method: str | None = None):
+def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, coarsen_method: str | None = None,
+                 upsample: str | None = None, periodic_bicubic: bool | None = None):
     """The data helper's torch data set for a split: full fields (no crop). Super-resolution with the
-    checkpoint's factor and coarsening (None: the data set's defaults). For forecasting the window
-    holds past + horizon - 1 conditioning snapshots and one target, all consecutive."""
+    checkpoint's factor, coarsening and upsampling (None: the data set's defaults). For forecasting the
+    window holds past + horizon - 1 conditioning snapshots and one target, all consecutive."""
     from flexcouple.data import datasets as D
     if task == "superres":
         kwargs = {"crop": None}
@@ -207,6 +208,10 @@ def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, 
             kwargs["factor"] = factor
         if coarsen_method is not None:
             kwargs["coarsen_method"] = coarsen_method
+        if upsample is not None:
+            kwargs["upsample"] = upsample
+        if periodic_bicubic is not None:
+            kwargs["periodic_bicubic"] = periodic_bicubic
         return D.SuperResDataset(root, split, **kwargs)
     return D.ForecastDataset(root, split, past=past, lead=1)
 
@@ -270,11 +275,14 @@ def _stack(dataset, idx: list[int]) -> dict:
     return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in ("condition", "target", "reynolds")}
 
 
-def _sample_superres(pred: Predictor, cond_raw, coarse_raw, reynolds, norm, opts, generator):
+def _sample_superres(pred: Predictor, cond_raw, coarse_raw, reynolds, norm, opts, generator,
+                     pipeline: dict | None = None):
     """Raw ensemble (B, K, H, W) from raw condition (B, 1, H, W), in the model's normalisation."""
     cond = _norm(cond_raw, norm).to(opts.device)
     kwargs = {}
-    if pred.source == "spectral":  # the spectral baseline interpolates the coarse field itself
+    # the spectral baseline interpolates the coarse field itself; so does the bicubic one (the paper's
+    # image bicubic) when the condition is not that (a model trained on spectral upsampling)
+    if pred.source == "spectral" or (pred.source == "bicubic" and not _condition_is_image_bicubic(pipeline)):
         kwargs["coarse"] = _norm(coarse_raw, norm).to(opts.device)
 
     class _Call:  # sample_fields checks the output shape
@@ -284,6 +292,12 @@ def _sample_superres(pred: Predictor, cond_raw, coarse_raw, reynolds, norm, opts
     out = sample_fields(_Call(), cond, reynolds.to(opts.device), steps=opts.steps, ensemble=opts.ensemble,
                         generator=generator, task="superres")
     return _denorm(out.cpu(), norm)
+
+
+def _condition_is_image_bicubic(pipeline: dict | None) -> bool:
+    """Whether the super-resolution condition is torch's (non-periodic) bicubic upsampling of the coarse field."""
+    pipeline = pipeline or {}
+    return pipeline.get("upsample", "bicubic") == "bicubic" and not pipeline.get("periodic_bicubic", False)
 
 
 class _NormalisedForecaster:
@@ -325,7 +339,7 @@ def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: S.T
                     c, coarse = make_condition(comp, pipeline)
                     fields.append((name, comp, c, coarse, obs_norms[name]))
             for obs, fine, cond, coarse, norm in fields:
-                members = _sample_superres(pred, cond, coarse, reynolds, norm, opts, generator).numpy()
+                members = _sample_superres(pred, cond, coarse, reynolds, norm, opts, generator, pipeline).numpy()
                 for j, i in enumerate(idx):
                     re_ = float(reynolds[j])
                     case = S.case_of(plan.cases, re_)
@@ -363,7 +377,8 @@ def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: S.T
 
 # ----------------------------------------------------------------------------------- planning
 def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, factor: int | None, past: int,
-                coarsen_method: str | None = None, open_fn: Callable | None = None) -> dict:
+                coarsen_method: str | None = None, open_fn: Callable | None = None,
+                upsample: str | None = None, periodic_bicubic: bool | None = None) -> dict:
     """Open every split to evaluate; the training range; the conditioning pipeline; velocity stats."""
     open_fn = open_fn or open_dataset
     root = Path(root)
@@ -388,6 +403,8 @@ def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, fac
             raise ValueError(f"split {name}: no window of {past} past snapshots + a {opts.horizon}-step horizon "
                              f"fits trajectories of {n_t} snapshots; lower --horizon to at most {n_t - past}")
         kwargs = {"coarsen_method": coarsen_method} if coarsen_method else {}
+        if upsample is not None:  # the checkpoint's own upsampling of the coarse field (default: bicubic)
+            kwargs.update(upsample=upsample, periodic_bicubic=bool(periodic_bicubic))
         try:
             ds = open_fn(root, name, task, past=window, factor=factor, **kwargs)
         except ValueError as exc:
@@ -532,6 +549,16 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         raise ValueError(f"the checkpoints were trained on differently coarsened data {sorted(methods)}; "
                          "evaluate them separately")
     coarsen_method = methods.pop() if (methods and task == "superres") else None
+    # how the checkpoints bring the coarse field to the fine grid: their conditions are made the same
+    # way (a model trained on spectral upsampling fed bicubic conditions is silently much worse)
+    upsamplings = {(str(p.training_options("superres").get("upsample", "bicubic")),
+                    bool(p.training_options("superres").get("periodic_bicubic", False))) for p in preds}
+    if task == "superres" and len(upsamplings) > 1:
+        raise ValueError(f"the checkpoints were trained on differently upsampled conditions {sorted(upsamplings)}; "
+                         "evaluate them separately")
+    upsample, periodic_bicubic = upsamplings.pop() if (upsamplings and task == "superres") else (None, None)
+    if (upsample, periodic_bicubic) == ("bicubic", False):
+        upsample = periodic_bicubic = None  # the data sets' default
     for p in preds:
         lead = p.training_options("forecast").get("lead", 1)
         if task == "forecast" and int(lead) != 1:
@@ -543,7 +570,7 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
             by_label[n] = load_predictor(s, task, label=n, cond_snapshots=past)
     preds = [by_label[n] for n in names]
     planned = plan_splits(data, task, splits, opts, factor=factor, past=past, coarsen_method=coarsen_method,
-                          open_fn=open_fn)
+                          open_fn=open_fn, upsample=upsample, periodic_bicubic=periodic_bicubic)
     warnings = []
     for p in preds:
         check_fits(p, task, planned, opts)

@@ -41,13 +41,14 @@ def _normalization(root):
     return {"mean": float(meta["normalization"]["mean"]), "std": float(meta["normalization"]["std"])}
 
 
-def _checkpoint(tmp_path, root, task, name="flex-tiny", factor=FACTOR, cond_snapshots=2):
+def _checkpoint(tmp_path, root, task, name="flex-tiny", factor=FACTOR, cond_snapshots=2, upsample=None):
     from flexcouple.checkpoint import save_checkpoint
     from flexcouple.models import build_model
 
     torch.manual_seed(0)
     model = build_model("flex", "tiny", tasks=(task,), image_size=32, cond_snapshots=cond_snapshots)
-    options = ({"superres_options": {"factor": factor, "coarsen_method": "spectral"}} if task == "superres"
+    options = ({"superres_options": {"factor": factor, "coarsen_method": "spectral",
+                                     **({"upsample": upsample} if upsample else {})}} if task == "superres"
                else {"forecast_options": {"past": cond_snapshots, "lead": 1}})
     return str(save_checkpoint(tmp_path / name, model, {"normalization": _normalization(root),
                                                         "data": {"root": str(root), **options}}))
@@ -122,6 +123,24 @@ def test_bicubic_baseline_is_the_conditioning_field(dataset, tmp_path):
     assert rep["crps"] == pytest.approx(np.mean(maes), rel=1e-9)
     assert rep["crps_fair"] == pytest.approx(np.mean(maes), rel=1e-9)  # zero spread: no pair term
     assert (out / "metrics.json").exists() and not (out / "comparison.md").exists()
+
+
+def test_conditions_follow_the_checkpoints_upsampling(dataset, tmp_path):
+    """A model trained on spectrally upsampled conditions is fed spectral conditions (fed bicubic ones it
+    is silently much worse); the bicubic baseline stays the paper's image bicubic of the coarse field."""
+    opts = lambda: E.Options(task="superres", ensemble=1, max_samples=2, progress=False,  # noqa: E731
+                             observables=("vorticity",), figures="none")
+    ckpt = _checkpoint(tmp_path, dataset, "superres", upsample="spectral")
+    m = E.evaluate([ckpt, "bicubic", "spectral"], dataset, "superres", tmp_path / "eval", opts=opts(), splits=["test"])
+    assert m["conditioning"]["upsample"] == "spectral"
+    ref = E.evaluate(["bicubic"], dataset, "superres", tmp_path / "ref", opts=opts(), splits=["test"])
+    assert ref["conditioning"]["upsample"] == "bicubic"
+    bic = m["models"]["bicubic"]["by_split"]["test"]["rfne"]
+    assert bic == pytest.approx(ref["models"]["bicubic"]["by_split"]["test"]["rfne"], rel=1e-5)
+    assert m["models"]["spectral"]["by_split"]["test"]["rfne"] != pytest.approx(bic, rel=1e-3)
+    plan = E.plan_splits(dataset, "superres", ["test"], opts(), factor=FACTOR, past=2, upsample="spectral",
+                         periodic_bicubic=False)["plans"][0]
+    assert plan.dataset.upsample == "spectral"
 
 
 # ------------------------------------------------------------------------------------ forecast
