@@ -221,6 +221,18 @@ def _without_run_details(metrics):
 
 @pytest.mark.mpi
 @pytest.mark.slow
+def _single_process_one_thread(argv, out):
+    """The single-process reference run. The parallel run's processes have one thread each
+    (OMP_NUM_THREADS=1); with another count float32 convolutions sum in another order (measured:
+    1e-9 relative on the velocity split), and the exact comparison would fail for that alone."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main([*argv, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_two_mpi_ranks_give_exactly_the_single_process_numbers(dataset, tmp_path):
     """Each rank takes every other batch; the noise of batch b is seeded by b, and records are
     reduced in sample order: the reports must be identical to the last bit."""
@@ -239,14 +251,7 @@ def test_two_mpi_ranks_give_exactly_the_single_process_numbers(dataset, tmp_path
     res = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-m", "flexcouple.cli", *argv,
                           "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    # the parallel run's processes have one thread each (OMP_NUM_THREADS=1); the single process must use the same
-    # count, or float32 convolutions sum in another order (measured: 1e-9 relative on the velocity split)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main([*argv, "--out", str(tmp_path / "one")]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    _single_process_one_thread(argv, tmp_path / "one")
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["processes"] == 2 and one["processes"] == 1
@@ -285,14 +290,7 @@ def test_two_torchrun_processes_give_exactly_the_single_process_numbers(dataset,
     res = subprocess.run([*launcher, "--standalone", "--nproc-per-node", "2", "-m", "flexcouple.cli", *argv,
                           "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    # the parallel run's processes have one thread each (OMP_NUM_THREADS=1); the single process must use the same
-    # count, or float32 convolutions sum in another order (measured: 1e-9 relative on the velocity split)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main([*argv, "--out", str(tmp_path / "one")]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    _single_process_one_thread(argv, tmp_path / "one")
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["processes"] == 2 and one["processes"] == 1
