@@ -22,10 +22,8 @@ at every output) reproduces the uninterrupted run.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
