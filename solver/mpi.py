@@ -134,13 +134,11 @@ def abort_on_error(comm, exc: BaseException, *, prefix: str = "error", code: int
     if comm.rank != 0:
         time.sleep(ABORT_GRACE_S)
     if isinstance(exc, USER_ERRORS):
-        message = f"{prefix} (rank {comm.rank} of {comm.size}): {exc}\n"
+        print(f"{prefix} (rank {comm.rank} of {comm.size}): {exc}", file=sys.stderr, flush=True)
     else:  # a bug, not a user error: the traceback says where
-        message = f"{prefix} (rank {comm.rank} of {comm.size}):\n" + "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__))
-    # one unbuffered write of the whole text, done before Abort can end this process
-    sys.stderr.flush()
-    os.write(sys.stderr.fileno(), message.encode(errors="replace"))
+        print(f"{prefix} (rank {comm.rank} of {comm.size}):", file=sys.stderr)
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
     comm.Abort(code)
     os._exit(code)  # MPICH's Abort may return while the launcher tears the job down: never carry on
 
