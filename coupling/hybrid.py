@@ -229,12 +229,9 @@ class HybridSimulation:
         if cfg.spinup > 0:
             from solver.mpi import local_part
             local = self.fine_sim.advance(local_part(omega, self.fine_sim), cfg.spinup)
-            omega = self._gather_any(local, self.fine_sim)
+            from solver.mpi import gather
+            omega = gather(local, self.fine_sim, root=None)
         return omega
-
-    def _gather_any(self, local, sim):
-        from solver.mpi import gather
-        return gather(local, sim, root=None)
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self, omega0=None) -> HybridResult:
@@ -273,7 +270,7 @@ class HybridSimulation:
             w_local = local_part(w_solver, self.sim)
             self._record_output(0, omega0, None, "solver")
             if cfg.mode != "pure" and self.rank == 0:
-                self._trust(omega0, solver=True)
+                self._trust(omega0)
                 if cfg.mode == "leapfrog":
                     self._push_history(omega0, solver=True)
             self._checkpoint_state(w_solver)
@@ -327,7 +324,7 @@ class HybridSimulation:
                 burst = self._advance(self.fine_sim, local_part(fine_all, self.fine_sim), t1, t1 + cfg.reanchor_time)
                 burst_global = self._gather(burst, self.fine_sim)
                 if self.rank == 0:
-                    self._trust(burst_global, solver=True, spectrum_only=True)
+                    self._trust(burst_global, spectrum_only=True)
                     new_coarse = coarsen(burst_global, cfg.factor, "spectral")
                 else:
                     new_coarse = None
@@ -385,25 +382,21 @@ class HybridSimulation:
                 w_local = self._scatter(new, self.sim)
                 if self.rank == 0:
                     self._push_history(new, solver=False)
-                    self._trust(new, solver=False)
+                    self._trust(new)
                 self._log(decision)
                 return w_local, (new, std, "surrogate")
-            # rejected or suspended: the solver computes this tick
-            w_local = self._advance(self.sim, w_local, t0, t1)
-            new = self._gather(w_local, self.sim)
-            if self.rank == 0:
-                if decision.get("called") and self.harvest is not None:
-                    self.harvest.add(np.concatenate([history, new[None]]), reason=decision["reason"],
-                                     call=decision["call"], time=t1, checks=decision.get("failed_checks", []))
-                self._solver_tick_done(new, record=False)
-            self._log(decision)
-            return w_local, (new, None, "solver")
+        # a solver tick, or a jump that was rejected or suspended: the solver computes it
         w_local = self._advance(self.sim, w_local, t0, t1)
         new = self._gather(w_local, self.sim)
         if self.rank == 0:
+            if kind == "jump" and decision.get("called") and self.harvest is not None:
+                self.harvest.add(np.concatenate([history, new[None]]), reason=decision["reason"],
+                                 call=decision["call"], time=t1, checks=decision.get("failed_checks", []))
             # the solver's own statistics feed the adaptive thresholds, but not while it relaxes a
-            # surrogate state (nor on the first tick after one)
+            # surrogate state (nor on the first tick after one, nor in place of a rejected jump)
             self._solver_tick_done(new, record=kind == "solver" and bool(st.history_solver and st.history_solver[-1]))
+        if kind == "jump":
+            self._log(decision)
         return w_local, (new, None, "solver")
 
     def _solver_tick_done(self, new, record: bool) -> None:
@@ -413,7 +406,7 @@ class HybridSimulation:
             self.checks.record_solver(self._context(new, st.history[-1]))
             st.timers.checks += time.perf_counter() - t0
         self._push_history(new, solver=True)
-        self._trust(new, solver=True)
+        self._trust(new)
 
     def _push_history(self, w, solver: bool) -> None:
         st = self.state
@@ -424,7 +417,7 @@ class HybridSimulation:
         del st.history_solver[:-keep]
 
     # ---- checks and decisions ------------------------------------------------------------------------
-    def _trust(self, w, solver: bool, spectrum_only: bool = False) -> None:
+    def _trust(self, w, spectrum_only: bool = False) -> None:
         """Record a trusted field (a solver state, or an accepted prediction): its max |w| and its
         spectrum join the recent windows the checks compare against. Accepted predictions count too,
         or a later jump of a cycle would be compared with a reference several ticks old."""
