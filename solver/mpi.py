@@ -127,7 +127,10 @@ def abort_on_error(comm, exc: BaseException, *, prefix: str = "error", code: int
     rank 0 report and exits with a non-zero code). Any other error is local to this rank, so the
     others may be blocked in a collective: this rank prints it and aborts the communicator, which
     ends every rank. A rank other than 0 waits a moment first, so that an error every rank hits is
-    printed once (rank 0's Abort ends the others while they wait). A single process just returns.
+    printed once (rank 0's Abort ends the others while they wait). After printing, the rank waits
+    another moment before the Abort: MPICH's launcher forwards a rank's output through a pipe, and
+    an Abort right after the write can kill the job before the message is forwarded (CI once saw
+    the whole stderr lost that way). A single process just returns.
     """
     if comm is None or comm.size == 1 or isinstance(exc, CollectiveError):
         return
@@ -139,11 +142,13 @@ def abort_on_error(comm, exc: BaseException, *, prefix: str = "error", code: int
         print(f"{prefix} (rank {comm.rank} of {comm.size}):", file=sys.stderr)
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         sys.stderr.flush()
+    time.sleep(FORWARD_GRACE_S)
     comm.Abort(code)
     os._exit(code)  # MPICH's Abort may return while the launcher tears the job down: never carry on
 
 
-ABORT_GRACE_S = 1.0
+ABORT_GRACE_S = 2.0  # a rank other than 0 waits this long before reporting (rank 0 may report first)
+FORWARD_GRACE_S = 0.5  # the wait between printing and aborting, for the launcher to forward the message
 
 
 def run_collectively(comm, fn, /, *args, prefix: str = "error", **kwargs):
