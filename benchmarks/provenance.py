@@ -1,0 +1,87 @@
+"""What every benchmark JSON records beside its numbers: the command, the date, the machine (cores, GPU
+or not, load average at start and end), the library versions and the code's commit.
+
+    from provenance import provenance, finish, write_result
+    info = provenance()            # at the start: command, date, machine, versions, loadavg_start
+    ...                            # the measurements
+    write_result(out_dir, "name", {"benchmark": "name", **finish(info), ...})
+
+``finish`` adds ``loadavg_end`` and the wall time since ``provenance()``: a load average far above 0
+at either end says another job shared the machine and the timings are suspect.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("numpy", "scipy", "pyfftw", "torch", "mpi4py", "h5py", "cupy-cuda12x")
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _commit() -> str | None:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _gpu() -> str | None:
+    """The GPU's name when torch sees one (torch imported only if the benchmark already did)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return None
+
+
+def provenance() -> dict:
+    """Call at the start of a benchmark."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "gpu": _gpu(), "platform": platform.platform(),
+                    "processor": platform.processor() or platform.machine(),
+                    "loadavg_start": list(os.getloadavg())},
+        "versions": _versions(),
+        "commit": _commit(),
+        "_started": time.perf_counter(),
+    }
+
+
+def finish(info: dict) -> dict:
+    """Call at the end: a copy of ``info`` with ``loadavg_end`` and ``wall_s``."""
+    out = {k: v for k, v in info.items() if k != "_started"}
+    out["machine"] = dict(info["machine"], loadavg_end=list(os.getloadavg()), gpu=info["machine"]["gpu"] or _gpu())
+    out["wall_s"] = time.perf_counter() - info["_started"]
+    return out
+
+
+def write_result(out_dir: Path, name: str, result: dict) -> Path:
+    """Write ``out_dir/name.json`` atomically (a stopped benchmark never leaves half a file)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+    return path
