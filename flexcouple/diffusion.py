@@ -5,6 +5,10 @@ The model never generates the field itself, only the residual ``x0`` to a cheap 
 - super-resolution: ``x0 = fine - upsampled(coarse)``, base = the condition (upsampled coarse field);
 - forecasting: ``x0 = x(t+1) - x(t)``, base = the most recent past snapshot (last condition channel).
 
+``space = "raw"`` (``flexcouple train --space raw``, recorded in the checkpoint) is the ablation of
+that design choice: base = 0, the model generates the target field itself, conditioned as before.
+:func:`model_base` is the one place that decides.
+
 Noise schedule (continuous time ``t ~ U(0, 1)``, logSNR in ``[logsnr_min, logsnr_max] = [-20, 20]``)::
 
     b = atan(exp(-logsnr_max / 2)),  a = atan(exp(-logsnr_min / 2)) - b
@@ -30,8 +34,11 @@ import torch
 import torch.nn as nn
 
 
-__all__ = ["logsnr_schedule", "alpha_sigma", "residual_base", "ResidualDiffusion", "as_task_batches",
-           "prepare_sampling_inputs", "cat_features"]
+__all__ = ["logsnr_schedule", "alpha_sigma", "residual_base", "model_base", "SPACES", "check_space",
+           "ResidualDiffusion", "as_task_batches", "prepare_sampling_inputs", "cat_features"]
+
+#: what a trained model generates: the residual to the base field (FLEX, the default) or the field itself
+SPACES = ("residual", "raw")
 
 
 def logsnr_schedule(t: torch.Tensor, logsnr_min: float = -20.0, logsnr_max: float = 20.0,
@@ -52,6 +59,22 @@ def alpha_sigma(logsnr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def residual_base(condition: torch.Tensor, task: str) -> torch.Tensor:
     """The field the residual is added to: the upsampled coarse field, or the last past snapshot."""
     return condition if task == "superres" else condition[:, -1:]
+
+
+def check_space(space: str) -> str:
+    """``space`` itself when it is one of :data:`SPACES`, else a ValueError that lists them."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)} (residual: the model generates target - base, "
+                         f"as FLEX; raw: the target field itself), got {space!r}")
+    return space
+
+
+def model_base(model: nn.Module, condition: torch.Tensor, task: str) -> torch.Tensor:
+    """The base a model's output is added to: :func:`residual_base` in residual space, 0 in raw space
+    (``model.space``, "residual" when absent). Training subtracts it from the target, sampling adds it."""
+    if getattr(model, "space", "residual") == "raw":
+        return torch.zeros_like(condition[:, -1:])
+    return residual_base(condition, task)
 
 
 def as_task_batches(model: nn.Module, batches: Mapping) -> dict:
@@ -104,9 +127,10 @@ class ResidualDiffusion(nn.Module):
     kind = "diffusion"
 
     def __init__(self, backbone: nn.Module, *, logsnr_shift: float = 1.0, logsnr_min: float = -20.0,
-                 logsnr_max: float = 20.0):
+                 logsnr_max: float = 20.0, space: str = "residual"):
         super().__init__()
         self.backbone = backbone
+        self.space = check_space(space)
         self.logsnr_shift, self.logsnr_min, self.logsnr_max = float(logsnr_shift), logsnr_min, logsnr_max
         self.config: dict = {}
 
@@ -137,7 +161,7 @@ class ResidualDiffusion(nn.Module):
                              f"got {tuple(t.shape)} and {tuple(noise.shape)}")
         features = cat_features([self.backbone.encode_condition(b["condition"], b["reynolds"], task)
                                  for task, b in batches.items()])
-        x0 = torch.cat([b["target"] - residual_base(b["condition"], task) for task, b in batches.items()])
+        x0 = torch.cat([b["target"] - model_base(self, b["condition"], task) for task, b in batches.items()])
         reynolds = torch.cat([b["reynolds"] for b in batches.values()])
         t_all, eps = t.repeat(n_tasks), noise.repeat(n_tasks, 1, 1, 1)
         alpha, sigma = self.schedule(t_all)
@@ -173,7 +197,7 @@ class ResidualDiffusion(nn.Module):
             mean = alpha * x - sigma * v
             eps = alpha * v + sigma * x
             x = alpha_s * mean + sigma_s * eps
-        return mean.reshape(b, k, 1, h, w) + residual_base(condition, task)[:, None]
+        return mean.reshape(b, k, 1, h, w) + model_base(self, condition, task)[:, None]
 
 
 def cat_features(parts: list):

@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from flexcouple.diffusion import check_space
 from solver.paths import check_writable
 
 __all__ = ["TrainConfig", "train", "add_arguments", "run", "step_indices", "step_noise", "rfne"]
@@ -53,6 +54,7 @@ class TrainConfig:
     size: str = "tiny"                # tiny | small | medium | big
     cond_snapshots: int = 2           # past snapshots the forecast task conditions on
     match_params: bool = False        # baselines: width chosen to match FLEX's parameter count
+    space: str = "residual"           # residual (generate target - base, FLEX) | raw (the target itself)
     dropout: float | None = None      # override the preset's dropout (0.1)
     steps: int = 2000                 # optimisation steps in total
     batch_size: int = 8               # global batch (over all processes), per task
@@ -81,6 +83,7 @@ class TrainConfig:
             raise ValueError(f"task must be one of {list(TASK_CHOICES)}, got {self.task!r}")
         if self.model not in ("flex", "unet", "uvit", "regression"):
             raise ValueError(f"model must be flex, unet, uvit or regression, got {self.model!r}")
+        check_space(self.space)
         for name in ("steps", "batch_size", "checkpoint_every", "val_batches", "sample_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -227,18 +230,22 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
             raise ValueError(f"--init {config.init} has tasks {init_cfg['tasks']}; it cannot be fine-tuned for "
                              f"{not_in_model}")
         normalization = dict(init_cfg["normalization"])
+        if init_cfg.get("space", "residual") != config.space:
+            raise ValueError(f"--init {config.init} generates in {init_cfg.get('space', 'residual')} space, "
+                             f"not {config.space}: pass --space {init_cfg.get('space', 'residual')}")
     else:
         model = build_model(config.model, config.size, tasks, image_size, config.cond_snapshots,
-                            match_params="flex" if config.match_params else None, dropout=config.dropout).to(device)
+                            match_params="flex" if config.match_params else None, dropout=config.dropout,
+                            space=config.space).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.betas, config.weight_decay)
     ema = EMA(model, config.ema_decay)
     start, history, resumed_loss = 0, [], {"sum": 0.0, "n": 0}
     if resume:
         stored = ckpt.read_config(out)
         if stored.get("arch") != model.config["arch"] or stored.get("tasks") != list(model.config["tasks"]) \
-                or stored.get("model") != config.model:
-            raise ValueError(f"{out} holds a different model ({stored.get('model')}, {stored.get('tasks')}); "
-                             "resume with the same --model/--size/--task")
+                or stored.get("model") != config.model or stored.get("space", "residual") != config.space:
+            raise ValueError(f"{out} holds a different model ({stored.get('model')}, {stored.get('tasks')}, "
+                             f"{stored.get('space', 'residual')} space); resume with the same --model/--size/--task/--space")
         if stored.get("image_size") != image_size:
             raise ValueError(f"{out} was trained on {stored.get('image_size')}^2 crops, the data now gives "
                              f"{image_size}^2; resume with the run's --crop")
@@ -404,6 +411,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--match-params", action="store_true", default=unset,
                         help="baselines: match FLEX's parameter count")
     flag("--dropout", None, "override the preset's dropout", type=float)
+    flag("--space", d.space, "what the model generates: residual (target - base: the upsampled coarse field or "
+         "the last snapshot; FLEX) or raw (the target field itself, base 0; the ablation)",
+         choices=["residual", "raw"])
     flag("--steps", d.steps, type=int)
     flag("--batch-size", d.batch_size, "global batch per task", type=int)
     flag("--optimizer", d.optimizer, choices=["adamw", "lion"])

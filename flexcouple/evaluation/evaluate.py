@@ -66,7 +66,7 @@ class Predictor:
         return int(self.config.get("cond_snapshots", 2))
 
     def describe(self) -> dict:
-        keys = ("model", "size", "tasks", "image_size", "cond_snapshots", "normalization", "code_version")
+        keys = ("model", "size", "tasks", "image_size", "cond_snapshots", "space", "normalization", "code_version")
         d = {"label": self.label, "kind": self.kind, "source": self.source}
         d.update({k: self.config[k] for k in keys if k in self.config})
         if self.kind == "checkpoint":

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from flexcouple.diffusion import ResidualDiffusion
+from flexcouple.diffusion import ResidualDiffusion, check_space
 from .base import TASKS, TaskFeatures
 from .interpolation import METHODS as INTERPOLATION_METHODS, InterpolationModel
 from .presets import PRESETS, backbone_parameters, build_backbone, match_parameters
@@ -37,13 +37,14 @@ def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
 def build_model(name: str, size: str = "tiny", tasks: Sequence[str] = ("superres",), image_size: int = 256,
                 cond_snapshots: int = 2, *, periodic: bool = True, dropout: float | None = None,
                 match_params: str | int | None = None, arch: dict | None = None,
-                logsnr_shift: float = 1.0) -> nn.Module:
+                logsnr_shift: float = 1.0, space: str = "residual") -> nn.Module:
     """Build a model with ``.sample(condition, reynolds, steps=2, ensemble=1, generator=None, task=None)``.
 
     ``periodic``: circular padding (periodic fields, no seams). ``dropout``: overrides the preset's
     (0.1). ``match_params``: for ``unet`` / ``uvit``, ``"flex"`` or a number: the baseline's width is
     chosen so its parameter count is closest to FLEX's at the same size and tasks (or to the number).
-    ``arch``: explicit overrides of the preset (what a checkpoint stores). The returned module carries
+    ``arch``: explicit overrides of the preset (what a checkpoint stores). ``space``: "residual" (the
+    model generates target - base, FLEX) or "raw" (the target itself; trained models only). The returned module carries
     ``.config``, everything needed to build it again.
     """
     if isinstance(tasks, str):
@@ -55,8 +56,10 @@ def build_model(name: str, size: str = "tiny", tasks: Sequence[str] = ("superres
         raise ValueError(f"image_size and cond_snapshots must be positive, got {image_size}, {cond_snapshots}")
     config = {"model": name, "size": size, "tasks": list(tasks), "image_size": int(image_size),
               "cond_snapshots": int(cond_snapshots), "periodic": bool(periodic), "dropout": dropout,
-              "logsnr_shift": float(logsnr_shift), "arch": dict(arch or {})}
+              "logsnr_shift": float(logsnr_shift), "arch": dict(arch or {}), "space": check_space(space)}
     if name in INTERPOLATION_METHODS:
+        if space != "residual":
+            raise ValueError(f"the {name} baseline has no trained network: space {space!r} does not apply")
         model = InterpolationModel(name, periodic=False)
         if tasks != model.tasks:
             raise ValueError(f"the {name} baseline does the task {model.tasks[0]!r} only, not {tasks}")
@@ -79,8 +82,8 @@ def build_model(name: str, size: str = "tiny", tasks: Sequence[str] = ("superres
     full_arch.update(arch)
     config["arch"] = full_arch
     backbone = build_backbone(name, size, tasks, image_size, cond_snapshots, arch, periodic=periodic)
-    model = RegressionModel(backbone) if name == "regression" else ResidualDiffusion(backbone,
-                                                                                    logsnr_shift=logsnr_shift)
+    model = RegressionModel(backbone, space=space) if name == "regression" else ResidualDiffusion(
+        backbone, logsnr_shift=logsnr_shift, space=space)
     model.config = config
     return model
 
@@ -91,7 +94,8 @@ def model_from_config(config: dict) -> nn.Module:
         return build_model(config["model"], config["size"], tuple(config["tasks"]), config["image_size"],
                            config["cond_snapshots"], periodic=config.get("periodic", True),
                            dropout=config.get("dropout"), arch=config.get("arch"),
-                           logsnr_shift=config.get("logsnr_shift", 1.0))
+                           logsnr_shift=config.get("logsnr_shift", 1.0),
+                           space=config.get("space", "residual"))  # checkpoints before raw space: residual
     except KeyError as exc:
         raise ValueError(f"model config lacks the entry {exc}; it was not written by flexcouple") from None
     except TypeError as exc:  # e.g. an arch entry the backbone does not take, or a mistyped value
