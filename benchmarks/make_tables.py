@@ -1,0 +1,326 @@
+"""The README's benchmark tables, rendered from benchmarks/results/*.json (never copied by hand).
+
+    .venv/bin/python benchmarks/make_tables.py            # rewrite README.md's tables in place
+    .venv/bin/python benchmarks/make_tables.py --check    # exit 1 naming the stale tables
+
+Each result NAME (``benchmarks/results/NAME.json``) has a block in README.md between
+``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``: its table(s), then the command that
+produced them, the date and the machine (cores, GPU, load average at start -> end), as the JSON
+records them. A missing JSON renders as "not run yet"; a JSON whose layout a renderer does not know
+falls back to a generic table of its scalar values. Only the text between markers is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+# keys of a result JSON that describe the run rather than its numbers (provenance.py's and older names)
+META_KEYS = {"benchmark", "command", "date", "machine", "versions", "commit", "wall_s", "claim", "note", "gpu",
+             "method", "protocol", "settings", "config", "slab_config", "cores", "job_wall_s", "errors"}
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return f"{v:.2e}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt(x) for x in v)
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A markdown table (cells through ``fmt``)."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def first(d: dict, *keys, default=None):
+    """The value of the first of ``keys`` that ``d`` has (result files name the same thing differently)."""
+    for k in keys:
+        if isinstance(d, dict) and d.get(k) is not None:
+            return d[k]
+    return default
+
+
+def _load1(v):
+    return v[0] if isinstance(v, (list, tuple)) and v else v
+
+
+def footer(data: dict) -> list[str]:
+    """The command, date and machine of a result, as recorded."""
+    m = data.get("machine") or {}
+    cores = first(m, "cores", "cpus", default=data.get("cores"))
+    gpu = first(m, "gpu")
+    if gpu is None and isinstance(data.get("gpu"), dict):
+        gpu = data["gpu"].get("available")
+    gpu = "none" if gpu in (None, False) else ("yes" if gpu is True else gpu)
+    start = _load1(first(m, "loadavg_start", "load_average_start", "load_avg_before"))
+    end = _load1(first(m, "loadavg_end", "load_average_end", "load_avg_after"))
+    if start is None and end is None:
+        runs = [r for r in data.get("runs", []) if isinstance(r, dict)]
+        start = first(runs[0], "load_avg_1min_before") if runs else None
+        end = first(runs[-1], "load_avg_1min_after") if runs else None
+    command = data.get("command")
+    load = f"load {fmt(start)} -> {fmt(end)}" if start is not None or end is not None else "load not recorded"
+    return ["", f"Command: `{command}`" if command else "Command: not recorded",
+            f"({data.get('date') or 'date not recorded'}; {fmt(cores)} cores, GPU: {fmt(gpu)}, {load})"]
+
+
+# ------------------------------------------------------------------------------------------------ renderers
+def render_solver(d: dict) -> list[str]:
+    rows = d["backends"]
+    sizes = sorted({r["n"] for r in rows})
+    configs = sorted({(r["backend"], r["dtype"], r["threads"]) for r in rows})
+    by = {(r["backend"], r["dtype"], r["threads"], r["n"]): r for r in rows}
+    out = ["ms/step (step time / FFT floor):", ""]
+    out += table(["backend", "dtype", "threads", *[f"n = {n}" for n in sizes]],
+                 [[b, t, th, *[f"{fmt(by[b, t, th, n]['ms_per_step'])} ({fmt(by[b, t, th, n]['ratio_to_floor'])})"
+                               if (b, t, th, n) in by else "-" for n in sizes]] for b, t, th in configs])
+    peer = [r for r in d.get("peer", []) if "peer_ms_per_step" in r]
+    if peer:
+        out += ["", "jax-cfd peer (same problem and dt, compile excluded):", ""]
+        out += table(["n", "ours ms/step", "jax-cfd ms/step", "jax-cfd / ours", "correlation at t_end"],
+                     [[r["n"], r["ours_ms_per_step"], r["peer_ms_per_step"], r["speedup_ours_over_peer"],
+                       f"{r['correlation_at_t_end']:.6f}"] for r in peer])
+    mpi = [r for r in d.get("mpi", []) if "ms_per_step" in r]
+    if mpi:
+        out += ["", "MPI ranks:", ""]
+        out += table(["n", "ranks", "ms/step"], [[r["n"], r["ranks"], r["ms_per_step"]] for r in mpi])
+    return out
+
+
+def render_flex_speed(d: dict) -> list[str]:
+    floor = d.get("sampling_floor")
+    head = ["sampling floor: " + ", ".join(f"{k} {fmt(v)}" for k, v in floor.items()
+                                           if not isinstance(v, (dict, list))), ""] if isinstance(floor, dict) else []
+    return head + table(["size", "resolution", "ours", "same parameters", "train speed ours/ref",
+                         "sampling speed ours/ref"],
+                        [[r["size"], r["resolution"], r["ours"], r.get("same_parameter_count"), r["train_speedup"],
+                          r["sampling_speedup"]] for r in d["reference_ratios"]])
+
+
+def render_hybrid(d: dict) -> list[str]:
+    head = ["method", "s per unit time", "t(corr < 0.95)", "spectrum error", "profile error", "speedup (a)",
+            "speedup (b)", "speedup fixed cadence", "calls (accepted)"]
+    rows = []
+    for name, r in d["rows"].items():
+        if "t95" not in r:
+            continue
+        t95 = fmt(r["t95"]) + ("+" if r.get("t95_censored_fields") else "")
+        sp = [f"{r[k + '_bound']}{fmt(r[k])}" if k in r else "-"
+              for k in ("speedup_correlation_time", "speedup_spectrum")]
+        calls = f"{r['calls']} ({r['accepted']})" if "calls" in r else "-"
+        rows.append([name, r["cost"], t95, r["spectrum_error"], r["profile_error"], *sp,
+                     r.get("speedup_fixed_cadence"), calls])
+    p = d.get("protocol", {})
+    out = [f"Re {fmt(p.get('reynolds'))}, n = {fmt(p.get('n'))}, truth {fmt(p.get('truth_n'))}^2, "
+           f"{fmt(p.get('fields'))} field(s), t_end {fmt(p.get('t_end'))}; best hybrid: {d.get('best_hybrid')}, "
+           f"speedup on both criteria {fmt(d.get('speedup'))}x (+: censored, a lower bound)", ""]
+    return out + table(head, rows)
+
+
+def render_coupling_overhead(d: dict) -> list[str]:
+    rows = [[k, v] for k, v in d.get("seconds", {}).items()] + [[k, v] for k, v in d.get("ratios", {}).items()]
+    head = [f"n = {fmt(d.get('n'))}, {fmt(d.get('torch_threads'))} torch thread(s):", ""]
+    return head + table(["quantity", "value"], rows)
+
+
+def render_harvest(d: dict) -> list[str]:
+    c = d.get("case", {})
+    out = [", ".join(f"{k} {fmt(v)}" for k, v in c.items()) + "; run A: " +
+           ", ".join(f"{k} {fmt(v)}" for k, v in d.get("run_a", {}).items()) + "; fine-tuning: " +
+           ", ".join(f"{k} {fmt(v)}" for k, v in d.get("finetune", {}).items()), ""]
+    keys = ["calls", "accepted", "acceptance_rate", "rfne_final", "correlation_final", "wall_s"]
+    return out + table(["run B model", *keys], [[name, *[r.get(k) for k in keys]] for name, r in d["run_b"].items()])
+
+
+def render_datagen(d: dict) -> list[str]:
+    keys = ["ranks", "slab", "trajectories", "snapshots", "wall_s", "snapshots_per_s"]
+    rows = [["many trajectories", *[r.get(k) for k in keys]] for r in d.get("runs", [])]
+    rows += [["one trajectory (slab)", *[r.get(k) for k in keys]] for r in d.get("slab_runs", [])]
+    cfg = d.get("config", {})
+    out = [f"n = {fmt(cfg.get('n'))}, backend {fmt(cfg.get('backend'))}; speed-up with 2 ranks: "
+           f"{fmt(d.get('speedup_2_ranks'))} (one trajectory split in slabs: "
+           f"{fmt(d.get('speedup_2_ranks_slab_one_trajectory'))})", ""]
+    out += table(["case", *keys], rows)
+    est = d.get("cost_estimates", [])
+    if est:
+        ekeys = ["preset", "n", "reynolds", "ms_per_step", "s_per_unit_time", "trajectories",
+                 "estimated_total_core_hours"]
+        out += ["", "cost of the data-set presets (extrapolated from a short probe):", ""]
+        out += table(ekeys, [[e.get(k) for k in ekeys] for e in est])
+    return out
+
+
+def render_scaling(d: dict) -> list[str]:
+    quick = "QUICK MODE (a smoke test, not a speed measurement). " if d.get("settings", {}).get("quick") else ""
+    out = [f"{quick}Parallel efficiency t1 / (R tR), from medians; {d.get('note', '')}", ""]
+    out += table(["solver n", "ranks", "ms/step median (min)", "efficiency", "oversubscribed"],
+                 [[r["n"], r["ranks"], f"{fmt(r['ms_per_step']['median'])} ({fmt(r['ms_per_step']['min'])})",
+                   r.get("efficiency"), r["oversubscribed"]] for r in d.get("solver", [])])
+    hybrid = d.get("hybrid", [])
+    if hybrid:
+        out += [""] + table(["hybrid mode", "strategy", "n", "ranks", "s per unit time median (min)", "efficiency",
+                             "calls (accepted)", "oversubscribed"],
+                            [[r["mode"], r["strategy"], r["n"], r["ranks"],
+                              f"{fmt(r['s_per_unit_time']['median'])} ({fmt(r['s_per_unit_time']['min'])})",
+                              r.get("efficiency"), f"{r['calls']} ({r['accepted']})", r["oversubscribed"]]
+                             for r in hybrid])
+    if d.get("errors"):
+        out += ["", "Errors: " + "; ".join(f"{e['ranks']} ranks: {str(e['error'])[:200]}" for e in d["errors"])]
+    return out
+
+
+def keyed_table(labels: list[str], items) -> list[str]:
+    """A table of (label tuple, dict) items: the labels, then the union of the dicts' scalar keys."""
+    items = list(items)
+    scalar = lambda v: isinstance(v, (int, float, str, bool)) or v is None  # noqa: E731
+    keys = list(dict.fromkeys(k for _, m in items for k, v in m.items() if scalar(v)))
+    return table([*labels, *keys], [[*lab, *[m.get(k, "") if scalar(m.get(k)) else "" for k in keys]]
+                                    for lab, m in items])
+
+
+def bullets(lines) -> list[str]:
+    return [f"- {fmt(x)}" for x in lines or []]
+
+
+def render_baselines(d: dict) -> list[str]:
+    """task -> split -> model -> metrics, one table per task, then the verdict's summary lines."""
+    out = []
+    params = d.get("params", {})
+    for task in [t for t in ("superres", "forecast") if isinstance(d.get(t), dict)]:
+        out += [f"{task}:", ""] + keyed_table(
+            ["split", "model", "parameters"],
+            [((split, model, params.get(model)), m) for split, models in d[task].items()
+             for model, m in models.items()])
+        out.append("")
+    if not out:
+        raise KeyError("no 'superres' or 'forecast' table")
+    return out + bullets(d.get("summary"))
+
+
+def render_sampling(d: dict) -> list[str]:
+    """Accuracy and cost against sampler steps, and the calibration against the noise temperature tau."""
+    out = [f"{d['note']}", ""] if d.get("quick") else []
+    out += ["accuracy and seconds per sample against sampler steps:", ""]
+    out += keyed_table(["steps", "task", "split"],
+                       [((steps, task, split), dict(m, s_per_sample=r.get("cost", {}).get("seconds_per_sample")))
+                        for steps, tasks in d["steps"].items() for task, r in tasks.items()
+                        for split, m in r["by_split"].items()])
+    out += ["", "calibration (2 steps, initial-noise temperature tau):", ""]
+    out += keyed_table(["task", "tau", "split"],
+                       [((task, tau, split), m) for task, taus in d.get("calibration", {}).items()
+                        for tau, r in taus.items() for split, m in r["by_split"].items()])
+    return out + [""] + bullets(d.get("verdict", {}).get("summary"))
+
+
+def _leaf_rows(node, path=()):
+    """(path, scalars) for every dict below ``node`` that holds scalar values (lists of dicts by index)."""
+    if isinstance(node, dict):
+        scalars = {k: v for k, v in node.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        if scalars:
+            yield path, scalars
+        for k, v in node.items():
+            if isinstance(v, (dict, list)):
+                yield from _leaf_rows(v, path + (str(k),))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            if isinstance(v, (dict, list)):
+                yield from _leaf_rows(v, path + (str(i),))
+
+
+def render_generic(d: dict) -> list[str]:
+    """Any layout: one row per nested dict of scalars (e.g. task -> split -> model -> metrics), its path
+    as the first columns, the union of its scalar keys as the others."""
+    body = {k: v for k, v in d.items() if k not in META_KEYS}
+    rows = list(_leaf_rows(body))
+    if not rows:
+        return ["(no numbers in this file)"]
+    depth = max(len(p) for p, _ in rows)
+    return keyed_table([f"level {i + 1}" for i in range(depth)], [((*p, *[""] * (depth - len(p))), m) for p, m in rows])
+
+
+RENDERERS = {
+    "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
+    "coupling_overhead": render_coupling_overhead, "harvest": render_harvest, "datagen": render_datagen,
+    "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
+}
+
+
+def render(name: str, results: Path = RESULTS) -> str:
+    """The block of one result: its tables and provenance, or "not run yet"."""
+    path = Path(results) / f"{name}.json"
+    if not path.exists():
+        return f"_`benchmarks/results/{name}.json`: not run yet._"
+    data = json.loads(path.read_text())
+    try:
+        lines = RENDERERS.get(name, render_generic)(data)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        lines = [f"(layout not known to make_tables.py, {type(exc).__name__}: {exc}; every scalar shown)", ""]
+        lines += render_generic(data)
+    return "\n".join(lines + footer(data))
+
+
+# ------------------------------------------------------------------------------------------------ the README
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+
+
+def update(text: str, results: Path = RESULTS, names=None) -> tuple[str, list[str], list[str]]:
+    """(new text, names whose block changed, names without markers in ``text``)."""
+    changed, unmarked = [], []
+    for name in names or RENDERERS:
+        start, end = markers(name)
+        i, j = text.find(start), text.find(end)
+        if i < 0 or j < i:
+            unmarked.append(name)
+            continue
+        block = "\n" + render(name, results) + "\n"
+        if text[i + len(start):j] != block:
+            changed.append(name)
+            text = text[:i + len(start)] + block + text[j:]
+    return text, changed, unmarked
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the tables that differ")
+    ap.add_argument("--readme", type=Path, default=README)
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    text = args.readme.read_text()
+    new, changed, unmarked = update(text, args.results)
+    if unmarked:
+        print(f"{args.readme}: no markers for {', '.join(unmarked)} (add <!-- results:NAME --> <!-- /results:NAME -->)",
+              file=sys.stderr)
+    if args.check:
+        if changed or unmarked:
+            print(f"stale tables in {args.readme}: {', '.join(changed + unmarked)}; "
+                  "run `python benchmarks/make_tables.py`", file=sys.stderr)
+            return 1
+        print(f"{args.readme}: every table matches {args.results}")
+        return 0
+    if changed:
+        args.readme.write_text(new)
+    print(f"{args.readme}: " + (f"rewrote {', '.join(changed)}" if changed else "already up to date"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
