@@ -88,7 +88,8 @@ def render_solver(d: dict) -> list[str]:
     sizes = sorted({r["n"] for r in rows})
     configs = sorted({(r["backend"], r["dtype"], r["threads"]) for r in rows})
     by = {(r["backend"], r["dtype"], r["threads"], r["n"]): r for r in rows}
-    out = ["ms/step (step time / FFT floor):", ""]
+    ffts = {round(r["fft_floor_ms"] / r["ms_per_fft"]) for r in rows if r.get("ms_per_fft")}
+    out = [f"ms/step (step time / FFT floor of {fmt(sorted(ffts))} FFTs a step, as this run counted them):", ""]
     out += table(["backend", "dtype", "threads", *[f"n = {n}" for n in sizes]],
                  [[b, t, th, *[f"{fmt(by[b, t, th, n]['ms_per_step'])} ({fmt(by[b, t, th, n]['ratio_to_floor'])})"
                                if (b, t, th, n) in by else "-" for n in sizes]] for b, t, th in configs])
