@@ -35,6 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from solver import NavierStokes2D, cupy_available, random_field  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import finish, provenance  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 FFTS_PER_STEP = 16
 
@@ -230,6 +233,30 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def summarize(results: dict) -> dict:
+    """The issue's targets, each a ratio measured in this run: ours over jax-cfd per step (>= 2 at
+    n >= 256), step over FFT floor (<= 1.3 at n >= 256; pyfftw float64, 1 thread) and 2 MPI ranks
+    against 1 (<= 1, i.e. no slower)."""
+    out = {"peer_speedup": {}, "step_over_fft_floor": {}, "mpi_2_over_1": {}}
+    for r in results.get("peer", []):
+        if "speedup_ours_over_peer" in r:
+            out["peer_speedup"][str(r["n"])] = r["speedup_ours_over_peer"]
+    for r in results["backends"]:
+        if (r["backend"], r["dtype"], r["threads"]) == ("pyfftw", "float64", 1):
+            out["step_over_fft_floor"][str(r["n"])] = r["ratio_to_floor"]
+    mpi = {(r["n"], r["ranks"]): r["ms_per_step"] for r in results.get("mpi", []) if "ms_per_step" in r}
+    for (n, ranks), ms in sorted(mpi.items()):
+        if ranks == 2 and (n, 1) in mpi:
+            out["mpi_2_over_1"][str(n)] = ms / mpi[(n, 1)]
+    big = lambda d: {n: v for n, v in d.items() if int(n) >= 256}  # noqa: E731
+    out["targets_met"] = {
+        "peer_2x_at_n_ge_256": bool(big(out["peer_speedup"])) and all(v >= 2 for v in big(out["peer_speedup"]).values()),
+        "floor_1.3_at_n_ge_256": bool(big(out["step_over_fft_floor"])) and all(v <= 1.3 for v in big(out["step_over_fft_floor"]).values()),
+        "mpi_2_ranks_no_slower_at_256": out["mpi_2_over_1"].get("256", float("inf")) <= 1.0,
+    }
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
@@ -248,6 +275,7 @@ def main(argv=None) -> int:
     gpu_ok, gpu_why = cupy_available()
     if gpu_ok:
         backends.append("cupy")
+    info = provenance()
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "numpy": np.__version__, "load_average_start": os.getloadavg(),
@@ -269,6 +297,8 @@ def main(argv=None) -> int:
     if not args.skip_mpi:
         results["mpi"] = run_mpi(args.mpi_sizes)
     results["machine"]["load_average_end"] = os.getloadavg()
+    results["summary"] = summarize(results)
+    results = {**finish(info), **results, "machine": {**finish(info)["machine"], **results["machine"]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     plot(results, args.out.with_suffix(".png"))
