@@ -25,22 +25,25 @@ and ``sampling.png``; the per-run ``metrics.json`` of every evaluation stay unde
 ``flexcouple evaluate``'s shards make an interrupted run resume after its last finished (steps or tau,
 task, split) (the timing rounds are always re-measured).
 
-Quick mode (the CI smoke test, about 2 minutes on one quiet core): a tiny data set with the physics of
+Quick mode (the CI smoke test, 2-3 minutes on one core): a tiny data set with the physics of
 hybrid256 (256^2 Kolmogorov flow, one Re 700 trajectory per split, spin-up 0.5) is generated under
 ``--work``, 1 sample, steps 1 2 4, tau 1 2, K = 4, one timing round. Its numbers are not meaningful.
 
-Full mode, estimated from the measured cost per network evaluation on one quiet core of the 2-core
-build machine (super-resolution 1.3 s, forecast 1.05 s at 256^2): 6 samples on each of test and
-re_1000; steps 1 2 4 8 32 (47 evaluations per sample: 12 min super-resolution, 20 min forecast with
-a 2-step rollout), calibration K = 8 x 2 steps x 4 tau (17 + 13 min), 3 timing rounds (6 min):
-about 70 minutes; two to three times that on a loaded machine.
+Full mode, estimated from the cost per network evaluation measured here at one torch thread (0.85-1.0 s
+at 256^2 for either task on the 2-core build machine at load 1.5-2; the model card measured 2.6-2.8 s
+per 2-step super-resolution sample, i.e. up to 1.4 s): 6 samples on each of test and re_1000, about 3,500 network evaluations:
+steps 1 2 4 8 32 (47 per sample: 564 super-resolution, 1,128 forecast with the 2-step rollout),
+calibration K = 8 x 2 steps x 4 tau (768 per task), 3 timing rounds (282): about 55-70 minutes on a
+quiet machine, two to three times that under load. Quick mode measured: 174 s at load 3-4 (the CI
+test), 40 s when resumed from its --work.
 
     .venv/bin/python benchmarks/bench_sampling.py --quick                      # ~2 min: the CI smoke test
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sampling.py --data data/hybrid256   # full, ~70 min
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sampling.py --data data/hybrid256   # full, ~1 h
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -116,7 +119,13 @@ def quick_data(work: Path, snapshots: int) -> Path:
     cfg = load_preset("hybrid256").replace(name="sampling-quick", reynolds=[QUICK_RE], train=1, valid=0, test=1,
                                            ood=[], spinup=0.5, snapshots=snapshots)
     root = work / "data"
-    generate(cfg, root, progress=False, log=lambda msg: None)
+    try:
+        meta = json.loads((root / "flexcouple_dataset.json").read_text())
+        done = meta.get("status") == "complete" and meta.get("config_hash") == cfg.config_hash()
+    except (OSError, ValueError):
+        done = False
+    if not done:  # re-running generate on a complete set re-stamps it, and evaluate's resume keys with it
+        generate(cfg, root, progress=False, log=lambda msg: None)
     return root
 
 

@@ -110,6 +110,7 @@ def test_noise_temperature_scales_the_initial_noise_and_tau_1_changes_nothing():
 
 
 @needs_model
+@pytest.mark.filterwarnings("ignore:under-resolved")  # a 32^2 set made only to be refused
 def test_data_the_model_does_not_fit_is_refused_clearly(tmp_path):
     from flexcouple.data.config import load_preset
     from flexcouple.data.generate import generate
