@@ -428,7 +428,7 @@ def plot(path: Path, result: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4), constrained_layout=True)
     steps = sorted(int(s) for s in result["steps"])
     for task, marker in zip(TASKS, "os"):
         row = [result["steps"][str(s)][task] for s in steps]
@@ -446,17 +446,25 @@ def plot(path: Path, result: dict) -> None:
         ax.set_xlabel("DDIM steps")
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
-    ax = axes[3]
+    axes[0].set_yscale("log")
     for task, marker in zip(TASKS, "os"):
         per = result["calibration"][task]
         taus = sorted(per, key=float)
         for split in per[taus[0]]["by_split"]:
-            ax.plot([float(t) for t in taus], [per[t]["by_split"][split]["spread_skill_ratio"] for t in taus],
-                    marker=marker, label=f"{task} {split}")
-    ax.axhspan(*CALIBRATED, color="g", alpha=0.15, label="calibrated band")
-    ax.set_xlabel("initial-noise temperature tau")
-    ax.set_ylabel(f"spread-skill ratio (K = {result['protocol']['calibration']['ensemble']}, 2 steps)")
-    ax.legend(fontsize=7)
+            x = [float(t) for t in taus]
+            axes[3].plot(x, [per[t]["by_split"][split]["spread_skill_ratio"] for t in taus], marker=marker,
+                         label=f"{task} {split}")
+            ref = per["1"]["by_split"][split]["rfne"]
+            axes[4].plot(x, [per[t]["by_split"][split]["rfne"] / ref for t in taus], marker=marker,
+                         label=f"{task} {split}")
+    axes[3].axhspan(*CALIBRATED, color="g", alpha=0.15, label="calibrated band")
+    axes[3].set_ylabel(f"spread-skill ratio (K = {result['protocol']['calibration']['ensemble']}, 2 steps)")
+    axes[4].axhspan(0, 1 + RFNE_TOLERANCE, color="g", alpha=0.15, label=f"within {RFNE_TOLERANCE:.0%}")
+    axes[4].set_ylim(bottom=0.9)
+    axes[4].set_ylabel("ensemble-mean RFNE / RFNE at tau = 1")
+    for ax in axes[3:]:
+        ax.set_xlabel("initial-noise temperature tau")
+        ax.legend(fontsize=7)
     fig.suptitle("FLEX sampling steps and ensemble calibration" + (" (QUICK MODE: not meaningful)"
                                                                      if result["quick"] else ""))
     fig.savefig(path, dpi=100)
