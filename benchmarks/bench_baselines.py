@@ -122,10 +122,17 @@ def data_config(args):
 
 
 def make_data(cfg, root: Path) -> dict:
-    """Generate (or finish: finished files are skipped) the data set; its metadata."""
+    """Generate (or finish: finished files are skipped) the data set; its metadata. A complete set of
+    this config is left alone (generate would re-stamp it, and evaluate's resume keys with it)."""
+    from flexcouple.data import well
     from flexcouple.data.generate import generate
     t0 = time.perf_counter()
-    meta = generate(cfg, root, comm=None, progress=False, log=lambda m: print(f"  {m}", flush=True))
+    meta_path = root / well.METADATA_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("status") == "complete" and meta.get("config_hash") == cfg.config_hash():
+        print("  complete, skipped", flush=True)
+    else:
+        meta = generate(cfg, root, comm=None, progress=False, log=lambda m: print(f"  {m}", flush=True))
     return {"root": str(root), "name": cfg.name, "n": cfg.n, "wall_s_this_run": time.perf_counter() - t0,
             "resolution_tolerance": cfg.resolution_tolerance, "resolution_warnings": list(meta.get("warnings", [])),
             "normalization": meta.get("normalization")}

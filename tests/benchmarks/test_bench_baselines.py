@@ -68,7 +68,10 @@ def test_quick_mode_writes_the_json_and_the_figure(tmp_path):
     assert (tmp_path / "results" / "baselines.png").stat().st_size > 10000
     # a rerun resumes: nothing is trained or evaluated again
     stamp = (tmp_path / "work" / "eval" / "superres" / "metrics.json").stat().st_mtime
+    data_meta = tmp_path / "work" / "data" / "flexcouple_dataset.json"
+    created = data_meta.stat().st_mtime
     assert bench.main(["--quick", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work")]) == 0
     assert (tmp_path / "work" / "eval" / "superres" / "metrics.json").stat().st_mtime == stamp
+    assert data_meta.stat().st_mtime == created
     again = json.loads((tmp_path / "results" / "baselines.json").read_text())
     assert again["training"] == result["training"] and again["superres"] == result["superres"]
