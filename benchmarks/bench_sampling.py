@@ -35,8 +35,7 @@ per 2-step super-resolution sample, i.e. up to 1.4 s): 6 samples on each of test
 steps 1 2 4 8 32 (47 per sample: 564 super-resolution, 1,128 forecast with the 2-step rollout),
 calibration K = 8 x 2 steps x 4 tau (768 per task), 3 timing rounds (282): about 55-70 minutes on a
 quiet machine, two to three times that under load. Quick mode measured (fresh --work): 111 s at load 2,
-174 s at load 3-4 (the CI
-test), 40 s when resumed from its --work.
+174 s at load 3-4 (the CI test), 40 s when resumed from its --work.
 
     .venv/bin/python benchmarks/bench_sampling.py --quick                      # ~2 min: the CI smoke test
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sampling.py --data data/hybrid256   # full, ~1 h
