@@ -37,15 +37,16 @@ skipped when its metrics exist for the same checkpoints and settings. A changed 
     .venv/bin/python benchmarks/bench_baselines.py --threads 2  # full mode (the lead's quiet window)
 
 Cost of the full mode (64^2, 120 steps of batch 8 per task, 5 models, 8 samples per split, ensemble
-4, horizon 8), measured on this 2-core machine, one thread, while other jobs ran (load average 2-7,
-so these are upper bounds): generation of the 29 trajectories 353 s; one training step (both tasks,
-batch 8) 4.6 s FLEX (load 3), 3.4 s regression (load 2), 1.4 s UNet, 0.5 s UViT, plus about 30 s of
-start-up per FLEX run (its first steps are slow): about 12 s per step for the five models, 25 min for
-120 steps; evaluation 22 s per 4-sample batch of FLEX forecast rollouts (horizon 10, K 4) and 6 s
-per batch of super-resolution, about 12 min in all. Estimated total about 42 min on one thread;
-``--threads 2`` on a quiet machine should bring it nearer 30 min. The JSON records the real wall
-times (``wall_s``, ``wall_s_parts``, ``training.<model>.wall_s``). Note that equal steps are not equal
-compute: at equal parameter count a FLEX step costs about 2.5x a UNet step and 7x a UViT step.
+4, horizon 8), measured on this 2-core machine: one training step (both tasks, batch 8, matched
+parameters, about 2.8M each) on a quiet core (load 0.5) takes 2.8 s FLEX, 3.2 s regression, 1.6 s
+UNet, 0.5 s UViT (with 2 threads 2.2 s FLEX, 1.15 s UNet), plus about 30 s of start-up per FLEX run:
+about 11 s per step for the five models, 22 min for 120 steps on one thread, about 16 min with
+``--threads 2``. Generation of the 29 trajectories took 353 s on one core of the loaded machine
+(load 3-7). Evaluation, measured under load 1.6: 22 s per 4-sample batch of FLEX forecast rollouts
+(horizon 10, K 4) and 6 s per batch of super-resolution: about 10 min in all. Estimated total: about
+40 min on one thread, about 30 min with ``--threads 2``. The JSON records the real wall times
+(``wall_s``, ``wall_s_parts``, ``training.<model>.wall_s``). Equal steps are not equal compute: at
+equal parameter count a FLEX step costs about 2x a UNet step and 6x a UViT step.
 """
 from __future__ import annotations
 
