@@ -30,6 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flexcouple.models import build_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import finish, provenance  # noqa: E402
 from flexcouple.models.presets import PRESETS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -285,14 +288,12 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     load_before = os.getloadavg()
     started = time.time()
+    info = provenance()
     floor = sampling_floor(target_s=0.49 / 2 if args.threads == 2 else None)
     if args.floor_only:
         out = Path(args.out).with_name("flex_sampling_floor.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"command": "python " + " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-                                   "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
-                                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "cpus": os.cpu_count(), "torch": torch.__version__, "floor": floor}, indent=2) + "\n")
+        out.write_text(json.dumps({**finish(info), "note": args.note, "floor": floor}, indent=2) + "\n")
         print(f"wrote {out}")
         return 0
     results = []

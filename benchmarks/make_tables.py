@@ -65,13 +65,14 @@ def _load1(v):
 def footer(data: dict) -> list[str]:
     """The command, date and machine of a result, as recorded."""
     m = data.get("machine") or {}
-    cores = first(m, "cores", "cpus", default=data.get("cores"))
+    cores = first(m, "cores", "cpus", default=first(data, "cores", "cpus"))
     gpu = first(m, "gpu")
     if gpu is None and isinstance(data.get("gpu"), dict):
         gpu = data["gpu"].get("available")
     gpu = "none" if gpu in (None, False) else ("yes" if gpu is True else gpu)
-    start = _load1(first(m, "loadavg_start", "load_average_start", "load_avg_before"))
-    end = _load1(first(m, "loadavg_end", "load_average_end", "load_avg_after"))
+    start = _load1(first(m, "loadavg_start", "load_average_start", "load_avg_before",
+                         default=data.get("load_avg_before")))
+    end = _load1(first(m, "loadavg_end", "load_average_end", "load_avg_after", default=data.get("load_avg_after")))
     if start is None and end is None:
         runs = [r for r in data.get("runs", []) if isinstance(r, dict)]
         start = first(runs[0], "load_avg_1min_before") if runs else None
@@ -114,6 +115,18 @@ def render_flex_speed(d: dict) -> list[str]:
                          "sampling speed ours/ref"],
                         [[r["size"], r["resolution"], r["ours"], r.get("same_parameter_count"), r["train_speedup"],
                           r["sampling_speedup"]] for r in d["reference_ratios"]])
+
+
+def render_flex_sampling_floor(d: dict) -> list[str]:
+    """The shipped model's 2-step sample against its compute floor (bench_flex_speed.py --floor-only)."""
+    f = d["floor"]
+    ens = next(k for k in f if k.startswith("ensemble_") and k.endswith("_batched_s_min"))
+    k = ens.split("_")[1]
+    return table(["n", "torch threads", "conv GFLOP / sample", "GEMM GFLOP/s", "floor s", "measured s",
+                  "measured / floor", f"ensemble of {k} batched s", f"batched / {k} single calls", "target s"],
+                 [[f["resolution"], f["threads"], f["conv_gflop_per_sample"], f["gemm_gflop_per_s"], f["floor_s"],
+                   f["sample_s_min"], f["sample_over_floor"], f[ens], f[f"ensemble_{k}_over_{k}_single_calls"],
+                   f.get("target_s", "-")]])
 
 
 def render_hybrid(d: dict) -> list[str]:
@@ -259,7 +272,7 @@ def render_generic(d: dict) -> list[str]:
 
 RENDERERS = {
     "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
-    "coupling_overhead": render_coupling_overhead, "harvest": render_harvest, "datagen": render_datagen,
+    "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
 }
 
