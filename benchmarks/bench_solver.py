@@ -13,7 +13,8 @@ two quantities timed alternately, so that a noisy shared machine biases both ali
 * peer: jax-cfd's ForcedNavierStokes2D with crank_nicolson_rk4 (benchmarks/peer_jaxcfd.py, run in
   the separate environment .venv-peer, see requirements/peer.txt), same problem and dt, compile time
   excluded, and the vorticity correlation of the two at t = 1 from the same initial field.
-* MPI: 1, 2, 4 ranks (this machine has 2 cores: 4 ranks oversubscribe it).
+* MPI: 1, 2, 4 ranks (this machine has 2 cores: 4 ranks oversubscribe it), for each distributed
+  transform: ours (``slab``, the default) and mpi4py-fft's, alternating.
 """
 from __future__ import annotations
 
@@ -166,7 +167,9 @@ if comm.rank == 0:
 """
 
 
-def run_mpi(sizes, ranks=(1, 2, 4)) -> list[dict]:
+def run_mpi(sizes, ranks=(1, 2, 4), transforms=("slab", "mpi4py-fft")) -> list[dict]:
+    """ms/step over ranks, for each distributed transform (FLEXCOUPLE_MPI_TRANSFORM), the transforms
+    alternating size by size so that load changes hit both alike. 1 rank is the serial solver."""
     mpiexec = Path(sys.executable).with_name("mpiexec")
     if not mpiexec.exists():
         return [{"skipped": f"no mpiexec next to {sys.executable}"}]
@@ -176,17 +179,20 @@ def run_mpi(sizes, ranks=(1, 2, 4)) -> list[dict]:
         script.write_text(MPI_SCRIPT)
         for n in sizes:
             for p in ranks:
-                steps = max(10, int(4e6 / n**2))
-                proc = subprocess.run([str(mpiexec), "-n", str(p), sys.executable, str(script), str(n), str(steps)],
-                                      capture_output=True, text=True, timeout=1200,
-                                      env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
-                line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MS_PER_STEP")]
-                if proc.returncode != 0 or not line:
-                    out.append({"n": n, "ranks": p, "error": proc.stderr[-1500:]})
-                    continue
-                ms = float(line[0].split()[1])
-                out.append({"n": n, "ranks": p, "ms_per_step": ms})
-                print(f"mpi n={n} ranks={p}: {ms:.2f} ms/step")
+                for transform in (transforms if p > 1 else transforms[:1]):
+                    steps = max(10, int(4e6 / n**2))
+                    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT),
+                               FLEXCOUPLE_MPI_TRANSFORM=transform)
+                    proc = subprocess.run([str(mpiexec), "-n", str(p), sys.executable, str(script), str(n), str(steps)],
+                                          capture_output=True, text=True, timeout=1200, env=env)
+                    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MS_PER_STEP")]
+                    label = transform if p > 1 else "serial"
+                    if proc.returncode != 0 or not line:
+                        out.append({"n": n, "ranks": p, "transform": label, "error": proc.stderr[-1500:]})
+                        continue
+                    ms = float(line[0].split()[1])
+                    out.append({"n": n, "ranks": p, "transform": label, "ms_per_step": ms})
+                    print(f"mpi n={n} ranks={p} ({label}): {ms:.2f} ms/step", flush=True)
     return out
 
 
@@ -221,9 +227,10 @@ def plot(results: dict, path: Path) -> None:
         ns = [r["n"] for r in peer]
         ax.loglog(ns, [r["ours_ms_per_step"] for r in peer], "o-", label="ours (pyfftw, 1 thread)")
         ax.loglog(ns, [r["peer_ms_per_step"] for r in peer], "s-", label="jax-cfd CN-RK4")
-    for p in sorted({r["ranks"] for r in mpi}):
-        sel = sorted((r for r in mpi if r["ranks"] == p), key=lambda r: r["n"])
-        ax.loglog([r["n"] for r in sel], [r["ms_per_step"] for r in sel], "^:", label=f"MPI {p} rank(s)")
+    for p, transform in sorted({(r["ranks"], r.get("transform", "")) for r in mpi}):
+        sel = sorted((r for r in mpi if (r["ranks"], r.get("transform", "")) == (p, transform)), key=lambda r: r["n"])
+        ax.loglog([r["n"] for r in sel], [r["ms_per_step"] for r in sel], "^:" if transform != "mpi4py-fft" else "v:",
+                  label=f"MPI {p} rank(s) {transform}")
     ax.set_title("peer and MPI (2 cores)")
     ax.set_xlabel("n")
     ax.set_ylabel("ms per step")
@@ -244,10 +251,14 @@ def summarize(results: dict) -> dict:
     for r in results["backends"]:
         if (r["backend"], r["dtype"], r["threads"]) == ("pyfftw", "float64", 1):
             out["step_over_fft_floor"][str(r["n"])] = r["ratio_to_floor"]
-    mpi = {(r["n"], r["ranks"]): r["ms_per_step"] for r in results.get("mpi", []) if "ms_per_step" in r}
-    for (n, ranks), ms in sorted(mpi.items()):
-        if ranks == 2 and (n, 1) in mpi:
-            out["mpi_2_over_1"][str(n)] = ms / mpi[(n, 1)]
+    mpi = {(r["n"], r["ranks"], r.get("transform", "mpi4py-fft" if r["ranks"] > 1 else "serial")): r["ms_per_step"]
+           for r in results.get("mpi", []) if "ms_per_step" in r}
+    out["mpi_slab_over_mpi4py_fft"] = {}
+    for (n, ranks, transform), ms in sorted(mpi.items()):
+        if ranks == 2 and transform == "slab" and (n, 1, "serial") in mpi:
+            out["mpi_2_over_1"][str(n)] = ms / mpi[(n, 1, "serial")]
+        if ranks > 1 and transform == "slab" and (n, ranks, "mpi4py-fft") in mpi:
+            out["mpi_slab_over_mpi4py_fft"][f"{n}/{ranks}"] = ms / mpi[(n, ranks, "mpi4py-fft")]
     big = lambda d: {n: v for n, v in d.items() if int(n) >= 256}  # noqa: E731
     out["targets_met"] = {
         "peer_2x_at_n_ge_256": bool(big(out["peer_speedup"])) and all(v >= 2 for v in big(out["peer_speedup"]).values()),

@@ -1,10 +1,12 @@
-"""FFT backends: one interface over numpy, scipy.fft, pyfftw, cupy and mpi4py-fft.
+"""FFT backends: one interface over numpy, scipy.fft, pyfftw, cupy, and two distributed transforms.
 
 Every backend transforms real fields of shape ``(..., nx, ny)`` to their half spectrum
 ``(..., nx, ny // 2 + 1)`` and back, batched over leading axes, with numpy's normalisation
 (forward unscaled, inverse divided by ``nx * ny``). Under MPI (``comm`` given) fields are slabs of
 axis 0 in physical space and slabs of axis 1 in spectral space (mpi4py-fft's slab decomposition);
-the backend knows which part of the global arrays this rank holds.
+the backend knows which part of the global arrays this rank holds. The distributed transform is ours
+(:class:`SlabBackend`, the default) or mpi4py-fft's (:class:`MPIBackend`), chosen by the environment
+variable FLEXCOUPLE_MPI_TRANSFORM ("slab" or "mpi4py-fft"); both give the serial fields to round-off.
 """
 from __future__ import annotations
 
@@ -322,6 +324,189 @@ class MPIBackend(FFTBackend):
         return out
 
 
+def _blocks(n: int, size: int) -> list[slice]:
+    """``n`` indices split into ``size`` contiguous blocks, the first ``n % size`` one longer
+    (mpi4py-fft's distribution, so both transforms lay out the same slabs)."""
+    q, r = divmod(n, size)
+    starts = [rank * q + min(rank, r) for rank in range(size + 1)]
+    return [slice(starts[i], starts[i + 1]) for i in range(size)]
+
+
+class SlabBackend(FFTBackend):
+    """Slab-decomposed real 2D FFT over an mpi4py communicator, with its own transposes.
+
+    Same layout as :class:`MPIBackend` (fields: slabs of axis 0; spectra: slabs of axis 1), built
+    from three steps into buffers made once per batch shape: the real FFT along y of the local rows
+    (one FFTW plan over the whole stack), one ``Alltoallv`` of contiguous packed blocks (no derived
+    datatypes), and the complex FFT along x in place. ``MPIBackend`` (mpi4py-fft) copies every field
+    into and out of its own arrays and transposes with ``Alltoallw`` of subarray datatypes: on 2 ranks
+    at n = 256 those copies and that exchange cost about as much as the FFTs themselves.
+    ``serial_backend`` "pyfftw" plans with FFTW (FFTW_MEASURE); "numpy" and "scipy" use scipy.fft.
+    """
+
+    distributed = True
+
+    def __init__(self, shape, real_dtype, comm, serial_backend: str = "pyfftw", threads: int | None = None):
+        super().__init__(shape, real_dtype, threads=threads)
+        if serial_backend not in ("numpy", "scipy", "pyfftw"):
+            raise ValueError(f"backend {serial_backend!r} cannot run under MPI; use numpy, scipy or pyfftw")
+        nx, ny = self.shape
+        if nx % comm.size or (ny // 2 + 1) < comm.size:
+            raise ValueError(f"n = {nx} cannot be split into {comm.size} slabs: use a rank count that divides n")
+        self.comm = comm
+        self.name = f"slab-{serial_backend}"
+        self._fftw = None
+        if serial_backend == "pyfftw":
+            import pyfftw
+
+            self._fftw = pyfftw
+        self._rows = _blocks(nx, comm.size)
+        self._cols = _blocks(ny // 2 + 1, comm.size)
+        self.physical_slice = (self._rows[comm.rank], slice(0, ny))
+        self.spectral_slice = (slice(0, nx), self._cols[comm.rank])
+        self._plans: dict = {}
+        from mpi4py import MPI
+
+        self._MPI = MPI
+
+    # --- the plan of one batch size: buffers, FFTW plans and the all-to-all's counts ------------
+    def _plan(self, lead: tuple) -> dict:
+        plan = self._plans.get(lead)
+        if plan is not None:
+            return plan
+        k = int(np.prod(lead)) if lead else 1
+        nx, ny = self.shape
+        nyc, p, rank = ny // 2 + 1, self.comm.size, self.comm.rank
+        nxl, w = nx // p, self._cols[rank].stop - self._cols[rank].start
+        widths = [c.stop - c.start for c in self._cols]
+        empty = self._fftw.empty_aligned if self._fftw else np.empty
+        plan = {
+            "k": k,
+            "real": empty((k, nxl, ny), dtype=self.real_dtype),       # physical slab (fwd in, bwd out)
+            "rows": empty((k, nxl, nyc), dtype=self.complex_dtype),   # after the FFT along y
+            "cols": empty((k, nx, w), dtype=self.complex_dtype),      # spectral slab (after the transpose)
+            # the exchange's flat buffers, large enough for either direction
+            "send": np.empty(k * nx * max(widths), dtype=self.complex_dtype),
+            "recv": np.empty(k * nx * max(widths), dtype=self.complex_dtype),
+            # forward: to rank d the local rows' columns of block d; from every rank, its rows of ours
+            "fwd_send": self._counts([k * nxl * wd for wd in widths]),
+            "fwd_recv": self._counts([k * nxl * w] * p),
+        }
+        plan["bwd_send"], plan["bwd_recv"] = plan["fwd_recv"], plan["fwd_send"]
+        if self._fftw:
+            fw, flags = self._fftw, ("FFTW_MEASURE",)
+            plan["y_fwd"] = fw.FFTW(plan["real"], plan["rows"], axes=(2,), direction="FFTW_FORWARD",
+                                    flags=flags, threads=self.threads)
+            plan["y_bwd"] = fw.FFTW(plan["rows"], plan["real"], axes=(2,), direction="FFTW_BACKWARD",
+                                    flags=flags + ("FFTW_DESTROY_INPUT",), threads=self.threads)
+            plan["x_fwd"] = fw.FFTW(plan["cols"], plan["cols"], axes=(1,), direction="FFTW_FORWARD",
+                                    flags=flags, threads=self.threads)
+            plan["x_bwd"] = fw.FFTW(plan["cols"], plan["cols"], axes=(1,), direction="FFTW_BACKWARD",
+                                    flags=flags, threads=self.threads)
+        self._plans[lead] = plan
+        return plan
+
+    @staticmethod
+    def _counts(counts: list[int]):
+        counts = np.asarray(counts, dtype=np.int64)
+        return counts, np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    def _exchange(self, plan, send_counts, recv_counts):
+        self.comm.Alltoallv([plan["send"], send_counts], [plan["recv"], recv_counts])
+
+    # --- the three steps ----------------------------------------------------------------------
+    def _fft_y(self, plan):
+        if self._fftw:
+            plan["y_fwd"].execute()
+        else:
+            import scipy.fft
+
+            plan["rows"][...] = scipy.fft.rfft(plan["real"], axis=2, workers=1)
+
+    def _ifft_y(self, plan):
+        if self._fftw:
+            plan["y_bwd"].execute()
+        else:
+            import scipy.fft
+
+            plan["real"][...] = scipy.fft.irfft(plan["rows"], n=self.shape[1], axis=2, norm="forward", workers=1)
+
+    def _fft_x(self, plan, inverse: bool):
+        if self._fftw:
+            plan["x_bwd" if inverse else "x_fwd"].execute()
+        else:
+            import scipy.fft
+
+            f = scipy.fft.ifft if inverse else scipy.fft.fft
+            plan["cols"][...] = f(plan["cols"], axis=1, norm="forward" if inverse else "backward", workers=1)
+
+    def _rows_to_cols(self, plan):
+        """(k, nx/p, nyc) rows of this rank -> (k, nx, w) columns of this rank, through one Alltoallv."""
+        k, p = plan["k"], self.comm.size
+        nxl = plan["rows"].shape[1]
+        counts, displs = plan["fwd_send"]
+        for d, cols in enumerate(self._cols):
+            plan["send"][displs[d]: displs[d] + counts[d]].reshape(k, nxl, cols.stop - cols.start)[...] = \
+                plan["rows"][:, :, cols]
+        self._exchange(plan, plan["fwd_send"], plan["fwd_recv"])
+        w = plan["cols"].shape[2]
+        blocks = plan["recv"][: k * nxl * w * p].reshape(p, k, nxl, w)
+        plan["cols"].reshape(k, p, nxl, w)[...] = blocks.transpose(1, 0, 2, 3)
+
+    def _cols_to_rows(self, plan):
+        """The inverse exchange: (k, nx, w) columns -> (k, nx/p, nyc) rows."""
+        k, p = plan["k"], self.comm.size
+        nxl, w = plan["rows"].shape[1], plan["cols"].shape[2]
+        plan["send"][: k * nxl * w * p].reshape(p, k, nxl, w)[...] = \
+            plan["cols"].reshape(k, p, nxl, w).transpose(1, 0, 2, 3)
+        self._exchange(plan, plan["bwd_send"], plan["bwd_recv"])
+        counts, displs = plan["bwd_recv"]
+        for s, cols in enumerate(self._cols):
+            plan["rows"][:, :, cols] = plan["recv"][displs[s]: displs[s] + counts[s]].reshape(k, nxl, cols.stop - cols.start)
+
+    # --- the backend interface ------------------------------------------------------------------
+    def forward_view(self, field):
+        lead = tuple(field.shape[:-2])
+        plan = self._plan(lead)
+        plan["real"][...] = field.reshape(plan["real"].shape)
+        self._fft_y(plan)
+        self._rows_to_cols(plan)
+        self._fft_x(plan, inverse=False)
+        return plan["cols"].reshape(lead + plan["cols"].shape[1:])
+
+    def backward_unscaled(self, spectrum):
+        lead = tuple(spectrum.shape[:-2])
+        plan = self._plan(lead)
+        plan["cols"][...] = spectrum.reshape(plan["cols"].shape)
+        self._fft_x(plan, inverse=True)
+        self._cols_to_rows(plan)
+        self._ifft_y(plan)
+        return plan["real"].reshape(lead + plan["real"].shape[1:])
+
+    def _forward(self, field):
+        return self.forward_view(field).copy()
+
+    def _backward(self, spectrum):
+        out = self.backward_unscaled(spectrum).copy()
+        out *= 1.0 / (self.shape[0] * self.shape[1])
+        return out
+
+    allsum, allmax = MPIBackend.allsum, MPIBackend.allmax
+    allsum_array, allmax_array = MPIBackend.allsum_array, MPIBackend.allmax_array
+
+
+#: the distributed transform: "slab" (SlabBackend, ours) or "mpi4py-fft" (MPIBackend)
+MPI_TRANSFORMS = ("slab", "mpi4py-fft")
+
+
+def mpi_transform() -> str:
+    """FLEXCOUPLE_MPI_TRANSFORM, "slab" by default (the faster one, see benchmarks/bench_solver.py)."""
+    name = os.environ.get("FLEXCOUPLE_MPI_TRANSFORM", "slab")
+    if name not in MPI_TRANSFORMS:
+        raise ValueError(f"FLEXCOUPLE_MPI_TRANSFORM={name!r}: choose one of {', '.join(MPI_TRANSFORMS)}")
+    return name
+
+
 def make_backend(name: str, shape, real_dtype, comm=None, threads: int | None = None) -> FFTBackend:
     """Build the FFT backend ``name`` for real fields of ``shape``; distributed when ``comm`` has >1 rank."""
     if name not in BACKENDS:
@@ -329,6 +514,7 @@ def make_backend(name: str, shape, real_dtype, comm=None, threads: int | None = 
     if comm is not None and comm.size > 1:
         if name == "cupy":
             raise ValueError("the cupy backend does not run under MPI here; use numpy, scipy or pyfftw with comm")
-        return MPIBackend(shape, real_dtype, comm, serial_backend=name, threads=threads)
+        cls = SlabBackend if mpi_transform() == "slab" else MPIBackend
+        return cls(shape, real_dtype, comm, serial_backend=name, threads=threads)
     cls = {"numpy": NumpyBackend, "scipy": ScipyBackend, "pyfftw": PyFFTWBackend, "cupy": CupyBackend}[name]
     return cls(shape, real_dtype, threads=threads)

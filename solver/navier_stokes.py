@@ -82,7 +82,7 @@ class NavierStokes2D:
         array (n, n) of the solid fraction chi in [0, 1] (user mask, free stream ``inflow_velocity``).
     backend : "numpy", "scipy", "pyfftw" or "cupy".
     dtype : "float64" (default) or "float32".
-    comm : an mpi4py communicator; with >1 rank each rank holds a slab of axis 0 (mpi4py-fft).
+    comm : an mpi4py communicator; with >1 rank each rank holds a slab of axis 0 (solver.backends.SlabBackend).
     dealias : 2/3-rule dealiasing of the advection term (default True).
     cfl : target CFL number dt * max(|u|/dx + |v|/dy) for the adaptive step.
     max_dt : upper bound on the adaptive step (default: eta for penalised boundaries, else none).

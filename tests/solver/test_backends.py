@@ -63,3 +63,13 @@ def test_cupy_backend_matches_numpy():
     assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-12
     assert sim.energy(cupy.asarray(out)) == pytest.approx(
         NavierStokes2D(n, 800.0).energy(ref), rel=1e-10)
+
+
+def test_an_unknown_mpi_transform_is_refused(monkeypatch):
+    from solver.backends import mpi_transform
+
+    monkeypatch.setenv("FLEXCOUPLE_MPI_TRANSFORM", "fftw-mpi")
+    with pytest.raises(ValueError, match="FLEXCOUPLE_MPI_TRANSFORM='fftw-mpi': choose one of slab, mpi4py-fft"):
+        mpi_transform()
+    monkeypatch.delenv("FLEXCOUPLE_MPI_TRANSFORM")
+    assert mpi_transform() == "slab"

@@ -42,6 +42,7 @@ SCRIPT = textwrap.dedent("""
             out[boundary] = diag
     if comm.rank == 0:
         json.dump(out, open(f"{sys.argv[1]}/diag.json", "w"))
+        print("transform", sim.backend.name)
 """)
 
 
@@ -57,14 +58,19 @@ def serial():
     return res
 
 
-@pytest.mark.parametrize("ranks, backend", [(1, "numpy"), (2, "numpy"), (4, "numpy"), (2, "pyfftw")])
-def test_ranks_reproduce_the_serial_run(tmp_path, serial, ranks, backend):
+@pytest.mark.parametrize("ranks, backend, transform", [(1, "numpy", "slab"), (2, "numpy", "slab"), (4, "numpy", "slab"),
+                                                       (2, "pyfftw", "slab"), (4, "pyfftw", "slab"),
+                                                       (2, "numpy", "mpi4py-fft"), (2, "pyfftw", "mpi4py-fft")])
+def test_ranks_reproduce_the_serial_run(tmp_path, serial, ranks, backend, transform):
+    """Both distributed transforms: ours (SlabBackend, the default) and mpi4py-fft's (MPIBackend)."""
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", FLEXCOUPLE_MPI_TRANSFORM=transform)
     proc = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(script), str(tmp_path), backend],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    if ranks > 1:
+        assert f"{'slab' if transform == 'slab' else 'mpi'}-{backend}" in proc.stdout, proc.stdout
     diag = json.loads((tmp_path / "diag.json").read_text())
     for boundary, (ref, ref_diag) in serial.items():
         full = np.load(tmp_path / f"{boundary}.npy")
