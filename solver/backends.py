@@ -148,7 +148,20 @@ class ScipyBackend(FFTBackend):
                                 overwrite_x=True)
 
 
-class PyFFTWBackend(FFTBackend):
+class PlannedBackend(FFTBackend):
+    """A backend whose hot path (``forward_view``, ``backward_unscaled``) works in its plans' own
+    buffers: the copying, normalised transforms are built on it once here."""
+
+    def _forward(self, field):
+        return self.forward_view(field).copy()
+
+    def _backward(self, spectrum):
+        out = self.backward_unscaled(spectrum).copy()
+        out *= 1.0 / (self.shape[0] * self.shape[1])
+        return out
+
+
+class PyFFTWBackend(PlannedBackend):
     """FFTW plans made once per batch shape (FFTW_MEASURE) and reused; threaded."""
 
     name = "pyfftw"
@@ -178,14 +191,6 @@ class PyFFTWBackend(FFTBackend):
                                flags=(self._effort, "FFTW_DESTROY_INPUT"), threads=self.threads)
             self._plans[key] = plan
         return plan
-
-    def _forward(self, field):
-        return self.forward_view(field).copy()
-
-    def _backward(self, spectrum):
-        out = self.backward_unscaled(spectrum).copy()
-        out *= 1.0 / (self.shape[0] * self.shape[1])
-        return out
 
     def spectral_buffer(self, lead=()):
         return self._plan("backward", tuple(lead)).input_array
@@ -332,7 +337,7 @@ def _blocks(n: int, size: int) -> list[slice]:
     return [slice(starts[i], starts[i + 1]) for i in range(size)]
 
 
-class SlabBackend(FFTBackend):
+class SlabBackend(PlannedBackend):
     """Slab-decomposed real 2D FFT over an mpi4py communicator, with its own transposes.
 
     Same layout as :class:`MPIBackend` (fields: slabs of axis 0; spectra: slabs of axis 1), built
@@ -483,15 +488,7 @@ class SlabBackend(FFTBackend):
         self._ifft_y(plan)
         return plan["real"].reshape(lead + plan["real"].shape[1:])
 
-    def _forward(self, field):
-        return self.forward_view(field).copy()
-
-    def _backward(self, spectrum):
-        out = self.backward_unscaled(spectrum).copy()
-        out *= 1.0 / (self.shape[0] * self.shape[1])
-        return out
-
-    allsum, allmax = MPIBackend.allsum, MPIBackend.allmax
+    allsum, allmax = MPIBackend.allsum, MPIBackend.allmax  # the same reductions over self.comm
     allsum_array, allmax_array = MPIBackend.allsum_array, MPIBackend.allmax_array
 
 
