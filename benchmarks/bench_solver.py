@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -288,9 +287,7 @@ def main(argv=None) -> int:
         backends.append("cupy")
     info = provenance()
     results = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "numpy": np.__version__, "load_average_start": os.getloadavg(),
-                    "note": "2 shared CPU cores; FFT threads = 1 per process unless stated; "
+        "machine": {"note": "2 shared CPU cores; FFT threads = 1 per process unless stated; "
                             "MPI with 4 ranks oversubscribes the 2 cores"},
         "gpu": {"available": gpu_ok, "why_not": gpu_why},
         "backends": [],
@@ -307,9 +304,9 @@ def main(argv=None) -> int:
         results["peer"] = run_peer(args.peer_sizes)
     if not args.skip_mpi:
         results["mpi"] = run_mpi(args.mpi_sizes)
-    results["machine"]["load_average_end"] = os.getloadavg()
     results["summary"] = summarize(results)
-    results = {**finish(info), **results, "machine": {**finish(info)["machine"], **results["machine"]}}
+    done = finish(info)
+    results = {**done, **results, "machine": {**done["machine"], **results["machine"]}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     plot(results, args.out.with_suffix(".png"))
