@@ -31,31 +31,40 @@ Claim measured: a hybrid run reaches the accuracy of a pure solver run for less 
 Writes ``benchmarks/results/hybrid.json`` (top-level ``speedup``: the best hybrid on both (a) and
 (b)) and ``hybrid.png`` (accuracy against cost, the Pareto front of each method).
 
+Resumable: each finished field's measurements are written (atomically) to ``--work`` (default
+``benchmarks/results/.work/<name>-<protocol key>/field_<seed>.json``); a rerun with the same protocol
+reuses them and measures only the missing fields (``--fresh`` discards them). Each field record keeps
+the load average it was measured under, so a field timed on a busy machine can be found and redone.
+The spun-up field and the truth (the costliest part: the solver at 2 n) are kept there too
+(``truth_<seed>.npz``); ``--truth-only`` computes just those, which need no quiet machine (the truth's
+cost is reported, not compared), so the timed part can run alone afterwards.
+
     .venv/bin/python benchmarks/bench_hybrid.py --quick          # minutes: the CI smoke test
     .venv/bin/python benchmarks/bench_hybrid.py --fields 8        # the full protocol
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
-import platform
+import shutil
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from coupling import HybridConfig, HybridSimulation  # noqa: E402
 from coupling.surrogates import FlexSurrogate  # noqa: E402
 from flexcouple.data.coarsen import coarsen, spectral_resample, upsample  # noqa: E402
 from flexcouple.evaluation.metrics import (decorrelation_time, energy_spectrum, log_spectrum_distance,  # noqa: E402
                                            pearson, velocity_from_vorticity)
+from provenance import finish, provenance, write_result  # noqa: E402
 
 THRESHOLD = 0.95
 
@@ -74,7 +83,14 @@ def parse(argv=None):
                    help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--name", default="hybrid")
+    p.add_argument("--work", type=Path, default=None,
+                   help="where finished fields are kept for resuming (default: OUT/.work/NAME-<protocol key>)")
+    p.add_argument("--fresh", action="store_true", help="discard the finished fields of an earlier run")
+    p.add_argument("--truth-only", action="store_true",
+                   help="compute and keep only the spun-up fields and truths (no timing), then stop")
     args = p.parse_args(argv)
+    if args.fields < 1 or args.t_end <= 0 or args.spinup < 0 or args.n < 16 or args.n % 8:
+        p.error("need --fields >= 1, --t-end > 0, --spinup >= 0 and --n a multiple of 8, at least 16")
     if args.quick:
         args.n, args.fields, args.t_end, args.spinup = 64, 1, 2.5, 1.0  # leapfrog jumps at t = 2, 2.5
     if args.grids is None:
@@ -135,41 +151,85 @@ def equal_accuracy_cost(pure: dict, value: float, key: str, higher_is_better: bo
     return cost[-1], ">="
 
 
-def machine() -> dict:
-    import torch
-    return {"cores": os.cpu_count(), "gpu": torch.cuda.is_available(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "loadavg_start": os.getloadavg()}
+def protocol_key(args, checkpoint: str) -> str:
+    """What a finished field's numbers depend on; a cached field is reused only under the same key."""
+    ckpt = Path(checkpoint)
+    weights = ckpt / "model.safetensors" if ckpt.is_dir() else ckpt
+    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
+    what = [args.n, sorted(args.grids), args.t_end, args.spinup, args.ensemble, args.torch_threads, str(ckpt), stamp]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
+
+
+def field_and_truth(base, args, seed, work: Path):
+    """(spun-up field at n, truth on the n^2 grid, truth record), computed once and kept in ``work``."""
+    path = work / f"truth_{seed}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return z["omega0"], z["truth"], json.loads(str(z["record"]))
+    load = list(os.getloadavg())
+    omega0 = HybridSimulation(base.replace(mode="pure", spinup=args.spinup, init_seed=seed)).initial_field()
+    truth_res, truth_cost = run(base.replace(mode="pure", n=2 * args.n), np.asarray(upsample(omega0, 2, "spectral")))
+    truth = on_grid(truth_res.fields, args.n)
+    record = {"cost": truth_cost, "loadavg_start": load, "loadavg_end": list(os.getloadavg())}
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, omega0=np.asarray(omega0), truth=truth, record=json.dumps(record))
+    os.replace(tmp, path)
+    return np.asarray(omega0), truth, record
+
+
+def measure_field(base, args, seed, surrogate, times, methods, work: Path) -> dict:
+    """Every method on one initial field: {method: record}."""
+    omega0, truth, truth_record = field_and_truth(base, args, seed, work)
+    out = {"loadavg_start": list(os.getloadavg()), f"truth_{2 * args.n}": truth_record}
+    for g in args.grids:
+        res, cost = run(base.replace(mode="pure", n=g), coarsen(omega0, args.n // g, "spectral") if g < args.n else omega0)
+        out[f"pure_{g}"] = dict(metrics(on_grid(res.fields, args.n), truth, times, args.n), cost=cost)
+    for mode in ("superres", "leapfrog"):
+        cfg = base.replace(mode=mode, ensemble=args.ensemble if mode == "superres" else 1,
+                           **({"stretch": 1, "jumps": 2} if mode == "leapfrog" else {}))
+        res, cost = run(cfg, omega0, surrogate)
+        s = res.summary
+        out[mode] = dict(metrics(res.fields, truth, times, args.n), cost=cost, calls=s["calls"],
+                         accepted=s["accepted"], time_s=s["time_s"])
+    out["loadavg_end"] = list(os.getloadavg())
+    return out
 
 
 def main(argv=None) -> int:
     args = parse(argv)
-    started = time.perf_counter()
-    info = machine()
+    info = provenance()
     base = base_config(args)
     surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=2)
     times = np.asarray(base.output_times())
     methods = [f"pure_{g}" for g in args.grids] + ["superres", "leapfrog"]
     per_field = {m: [] for m in methods + [f"truth_{2 * args.n}"]}
+    work = args.work or args.out / ".work" / f"{args.name}-{protocol_key(args, surrogate.source)}"
+    if args.fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.truth_only:
+        for i in range(args.fields):
+            print(f"field {i + 1}/{args.fields} (seed {5000 + i}): spin-up and truth at {2 * args.n}^2 ...", flush=True)
+            field_and_truth(base, args, 5000 + i, work)
+        print(f"truths kept in {work}; rerun without --truth-only on a quiet machine to time the methods")
+        return 0
+    field_loads = []
     for i in range(args.fields):
         seed = 5000 + i
-        print(f"field {i + 1}/{args.fields} (seed {seed}): spin-up at n = {args.n} ...", flush=True)
-        omega0 = HybridSimulation(base.replace(mode="pure", spinup=args.spinup, init_seed=seed)).initial_field()
-        truth_res, truth_cost = run(base.replace(mode="pure", n=2 * args.n), np.asarray(upsample(omega0, 2, "spectral")))
-        truth = on_grid(truth_res.fields, args.n)
-        per_field[f"truth_{2 * args.n}"].append({"cost": truth_cost})
-        for g in args.grids:
-            res, cost = run(base.replace(mode="pure", n=g), coarsen(omega0, args.n // g, "spectral") if g < args.n else omega0)
-            per_field[f"pure_{g}"].append(dict(metrics(on_grid(res.fields, args.n), truth, times, args.n), cost=cost))
-        for mode in ("superres", "leapfrog"):
-            cfg = base.replace(mode=mode, ensemble=args.ensemble if mode == "superres" else 1,
-                               **({"stretch": 1, "jumps": 2} if mode == "leapfrog" else {}))
-            res, cost = run(cfg, omega0, surrogate)
-            s = res.summary
-            per_field[mode].append(dict(metrics(res.fields, truth, times, args.n), cost=cost, calls=s["calls"],
-                                        accepted=s["accepted"], time_s=s["time_s"]))
-        line = ", ".join(f"{m} t95 {per_field[m][-1]['t95']:.2f} spec {per_field[m][-1]['spectrum_error']:.3f} "
-                         f"cost {per_field[m][-1]['cost']:.2f} s/unit" for m in methods)
+        cached = work / f"field_{seed}.json"
+        if cached.exists():
+            record = json.loads(cached.read_text())
+            print(f"field {i + 1}/{args.fields} (seed {seed}): measured earlier, read from {cached}", flush=True)
+        else:
+            print(f"field {i + 1}/{args.fields} (seed {seed}): spin-up, truth at {2 * args.n}^2, "
+                  f"{len(methods)} methods ...", flush=True)
+            record = measure_field(base, args, seed, surrogate, times, methods, work)
+            write_result(work, cached.stem, record)
+        field_loads.append({"seed": seed, "loadavg_start": record["loadavg_start"], "loadavg_end": record["loadavg_end"]})
+        for m in per_field:
+            per_field[m].append(record[m])
+        line = ", ".join(f"{m} t95 {record[m]['t95']:.2f} spec {record[m]['spectrum_error']:.3f} "
+                         f"cost {record[m]['cost']:.2f} s/unit" for m in methods)
         print("  " + line, flush=True)
 
     rows = {}
@@ -195,19 +255,16 @@ def main(argv=None) -> int:
         r["speedup_fixed_cadence"] = pure[args.n]["cost"] / r["cost"]
         if best is None or r["speedup_both"] > rows[best]["speedup_both"]:
             best = mode
-    info["loadavg_end"] = os.getloadavg()
     result = {
-        "benchmark": "hybrid", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": info,
+        "benchmark": "hybrid", **finish(info), "field_loadavg": field_loads, "work": str(work),
         "protocol": {"reynolds": 1000.0, "n": args.n, "truth_n": 2 * args.n, "grids": args.grids,
                      "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
                      "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
                      "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},
         "speedup": rows[best]["speedup_both"], "best_hybrid": best,
-        "rows": rows, "per_field": per_field, "wall_s": time.perf_counter() - started,
+        "rows": rows, "per_field": per_field,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, args.name, result)
     plot(args.out / f"{args.name}.png", rows, args)
     print(table(rows, methods))
     print(f"speedup (best hybrid, {best}, on both criteria): {result['speedup']:.2f}x  -> {args.out / (args.name + '.json')}")

@@ -27,9 +27,16 @@ def test_equal_accuracy_cost_interpolates_log_linearly_and_marks_bounds():
 @pytest.mark.slow
 @pytest.mark.skipif(not (default_checkpoint() / "model.safetensors").exists(),
                     reason=f"the shipped model is missing at {default_checkpoint()}")
-def test_quick_mode_writes_the_json_and_the_figure(tmp_path):
+def test_quick_mode_writes_the_json_and_the_figure_and_resumes(tmp_path, capsys):
+    # the truth pass alone keeps the spun-up field and the truth, times nothing and writes no result
+    assert bench.main(["--quick", "--out", str(tmp_path), "--truth-only"]) == 0
+    assert not (tmp_path / "hybrid.json").exists()
+    truths = list((tmp_path / ".work").glob("*/truth_5000.npz"))
+    assert len(truths) == 1
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "hybrid.json").read_text())
+    assert Path(result["work"]) == truths[0].parent and (truths[0].parent / "field_5000.json").exists()
+    assert result["rows"]["truth_128"]["cost"] > 0
     assert result["speedup"] > 0 and result["best_hybrid"] in ("superres", "leapfrog")
     for key in ("command", "machine", "date", "protocol"):
         assert key in result
@@ -37,3 +44,27 @@ def test_quick_mode_writes_the_json_and_the_figure(tmp_path):
         row = result["rows"][mode]
         assert row["calls"] >= 1 and {"speedup_correlation_time", "speedup_spectrum", "speedup_fixed_cadence"} <= set(row)
     assert (tmp_path / "hybrid.png").stat().st_size > 5000
+
+    # a rerun with the same protocol reads the finished field instead of measuring it again
+    capsys.readouterr()
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert "measured earlier" in capsys.readouterr().out
+    again = json.loads((tmp_path / "hybrid.json").read_text())
+    assert again["rows"] == result["rows"] and again["speedup"] == result["speedup"]
+    assert again["field_loadavg"][0]["seed"] == 5000
+
+
+@pytest.mark.parametrize("argv", [["--fields", "0"], ["--t-end", "-1"], ["--n", "100"]])
+def test_bad_arguments_are_refused_before_any_work(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse(argv)
+    assert exc.value.code == 2 and "need --fields" in capsys.readouterr().err
+
+
+def test_the_protocol_key_changes_with_what_the_numbers_depend_on(tmp_path):
+    a = bench.parse(["--fields", "2"])
+    b = bench.parse(["--fields", "8"])
+    c = bench.parse(["--t-end", "4"])
+    ckpt = str(tmp_path)
+    assert bench.protocol_key(a, ckpt) == bench.protocol_key(b, ckpt)  # more fields reuse the first ones
+    assert bench.protocol_key(a, ckpt) != bench.protocol_key(c, ckpt)
