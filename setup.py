@@ -27,6 +27,7 @@ setup(
         "pyfftw>=0.13",
         "mpi4py>=3.1",
         "mpi4py-fft>=2.0.5",  # distributed FFTs; building it needs the FFTW headers (libfftw3-dev)
+        "numba>=0.60",  # fused element-wise kernels of the CPU step (solver/kernels.py; benchmarks/bench_solver.py)
         # flexcouple
         "torch==2.13.0",  # pinned: an open range pulls a multi-GB CUDA build
         "safetensors>=0.4",

@@ -13,6 +13,9 @@ two quantities timed alternately, so that a noisy shared machine biases both ali
 * peer: jax-cfd's ForcedNavierStokes2D with crank_nicolson_rk4 (benchmarks/peer_jaxcfd.py, run in
   the separate environment .venv-peer, see requirements/peer.txt), same problem and dt, compile time
   excluded, and the vorticity correlation of the two at t = 1 from the same initial field.
+* kernels: the step with the fused numba kernels (``solver/kernels.py``, the default when numba is
+  installed) against the numpy ufunc path (``FLEXCOUPLE_KERNELS=numpy``), pyfftw, 1 thread, both
+  dtypes, the two solvers built side by side and timed in alternating blocks.
 * MPI: 1, 2, 4 ranks (this machine has 2 cores: 4 ranks oversubscribe it), for each distributed
   transform: ours (``slab``, the default) and mpi4py-fft's, alternating.
 """
@@ -98,7 +101,53 @@ def measure_backend(n: int, backend: str, dtype: str, blocks: int = 5, min_block
     finite = bool(sim.xp.all(sim.xp.isfinite(omega)))
     return {"n": n, "backend": backend, "dtype": dtype, "ms_per_step": ms_step, "ms_per_fft": ms_fft,
             "fft_floor_ms": floor, "ratio_to_floor": ms_step / floor, "dt": dt, "finite": finite,
-            "threads": be.threads}
+            "threads": be.threads, "kernels": sim.kernels}
+
+
+def kernel_solver(n: int, dtype: str, kernels: str):
+    """A pyfftw solver whose element-wise work runs on ``kernels`` (chosen at construction)."""
+    old = os.environ.get("FLEXCOUPLE_KERNELS")
+    os.environ["FLEXCOUPLE_KERNELS"] = kernels
+    try:
+        return NavierStokes2D(n, 1000.0, forcing="kolmogorov", drag=0.1, backend="pyfftw", dtype=dtype)
+    finally:
+        if old is None:
+            del os.environ["FLEXCOUPLE_KERNELS"]
+        else:
+            os.environ["FLEXCOUPLE_KERNELS"] = old
+
+
+def measure_kernels(n: int, dtype: str, blocks: int = 7, min_block_s: float = 0.3) -> dict:
+    """ms/step with the fused kernels against the numpy path, alternating blocks, and how far the two
+    fields are apart after t = 0.5 from one initial field (round-off only: 0 in float64, where the
+    fused kernels do the numpy path's operations in its order; float32 rounds sums differently)."""
+    sims = {k: kernel_solver(n, dtype, k) for k in ("numpy", "numba")}
+    if sims["numba"].kernels != "numba":
+        return {"n": n, "dtype": dtype, "skipped": "numba is not installed"}
+    dt = 0.5 * (2 * np.pi / n) / 7.0
+    omega = {k: random_field(n, seed=0).astype(dtype) for k in sims}
+    block = 10
+
+    def stepper(k):
+        def step():
+            omega[k] = sims[k].advance(omega[k], block * dt, dt=dt)
+        return step
+
+    short = {k: sims[k].advance(omega[k], 0.5, dt=dt) for k in sims}
+    diff = float(np.max(np.abs(short["numba"] - short["numpy"])) / np.max(np.abs(short["numpy"])))
+    steps = {k: stepper(k) for k in sims}
+    for k in sims:  # warm-up: plans, coefficients, the kernels' compilation
+        steps[k]()
+    once = max(block_timer(steps[k], 1) for k in sims)  # each advanced alike: the fields stay comparable
+    reps = max(1, int(min_block_s / max(once, 1e-6)))
+    times = {k: [] for k in sims}
+    for _ in range(blocks):
+        for k in sims:
+            times[k].append(block_timer(steps[k], reps) / block)
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    return {"n": n, "dtype": dtype, "numpy_ms_per_step": ms["numpy"], "numba_ms_per_step": ms["numba"],
+            "numba_over_numpy": ms["numba"] / ms["numpy"], "max_relative_difference_t05": diff,
+            "steps_each": block * (2 + reps * blocks)}
 
 
 def run_peer(sizes, t_end: float = 1.0) -> list[dict]:
@@ -243,7 +292,10 @@ def summarize(results: dict) -> dict:
     """The issue's targets, each a ratio measured in this run: ours over jax-cfd per step (>= 2 at
     n >= 256), step over FFT floor (<= 1.3 at n >= 256; pyfftw float64, 1 thread) and 2 MPI ranks
     against 1 (<= 1, i.e. no slower)."""
-    out = {"peer_speedup": {}, "step_over_fft_floor": {}, "mpi_2_over_1": {}}
+    out = {"peer_speedup": {}, "step_over_fft_floor": {}, "mpi_2_over_1": {}, "numba_over_numpy": {}}
+    for r in results.get("kernels", []):
+        if "numba_over_numpy" in r:
+            out["numba_over_numpy"][f"{r['n']}/{r['dtype']}"] = r["numba_over_numpy"]
     for r in results.get("peer", []):
         if "speedup_ours_over_peer" in r:
             out["peer_speedup"][str(r["n"])] = r["speedup_ours_over_peer"]
@@ -277,10 +329,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-mpi", action="store_true")
+    ap.add_argument("--skip-kernels", action="store_true", help="skip the fused-kernel A/B")
+    ap.add_argument("--kernel-sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     ap.add_argument("--out", type=Path, default=RESULTS / "solver.json")
     args = ap.parse_args(argv)
     if args.quick:
-        args.sizes, args.peer_sizes, args.mpi_sizes = [64, 128], [64], [128]
+        args.sizes, args.peer_sizes, args.mpi_sizes, args.kernel_sizes = [64, 128], [64], [128], [64]
     backends = ["numpy", "scipy", "pyfftw"]
     gpu_ok, gpu_why = cupy_available()
     if gpu_ok:
@@ -300,6 +354,18 @@ def main(argv=None) -> int:
             results["backends"].append(row)
             print(f"n={n:5d} {backend:7s} {dtype} {threads} thread(s): {row['ms_per_step']:8.2f} ms/step, floor "
                   f"{row['fft_floor_ms']:8.2f} ms, ratio {row['ratio_to_floor']:.2f}", flush=True)
+    if not args.skip_kernels:
+        results["kernels"] = []
+        for n in args.kernel_sizes:
+            for dtype in ("float64", "float32"):
+                row = measure_kernels(n, dtype)
+                results["kernels"].append(row)
+                if "skipped" in row:
+                    print(f"kernels n={n} {dtype}: skipped, {row['skipped']}", flush=True)
+                    continue
+                print(f"kernels n={n:5d} {dtype}: numpy {row['numpy_ms_per_step']:.2f} ms/step, numba "
+                      f"{row['numba_ms_per_step']:.2f} ({row['numba_over_numpy']:.2f}x), "
+                      f"max rel. difference at t = 0.5 {row['max_relative_difference_t05']:.1e}", flush=True)
     if not args.skip_peer:
         results["peer"] = run_peer(args.peer_sizes)
     if not args.skip_mpi:

@@ -94,6 +94,13 @@ def render_solver(d: dict) -> list[str]:
     out += table(["backend", "dtype", "threads", *[f"n = {n}" for n in sizes]],
                  [[b, t, th, *[f"{fmt(by[b, t, th, n]['ms_per_step'])} ({fmt(by[b, t, th, n]['ratio_to_floor'])})"
                                if (b, t, th, n) in by else "-" for n in sizes]] for b, t, th in configs])
+    kern = [r for r in d.get("kernels", []) if "numba_ms_per_step" in r]
+    if kern:
+        out += ["", "Fused element-wise kernels (numba, the default) against the numpy path, pyfftw, 1 thread, "
+                    "alternating blocks:", ""]
+        out += table(["n", "dtype", "numpy ms/step", "numba ms/step", "numba / numpy", "max rel. difference at t = 0.5"],
+                     [[r["n"], r["dtype"], r["numpy_ms_per_step"], r["numba_ms_per_step"], r["numba_over_numpy"],
+                       f"{r['max_relative_difference_t05']:.1e}"] for r in kern])
     peer = [r for r in d.get("peer", []) if "peer_ms_per_step" in r]
     if peer:
         out += ["", "jax-cfd peer (same problem and dt, compile excluded):", ""]

@@ -124,3 +124,16 @@ def test_the_repository_readme_is_in_sync_with_benchmarks_results(tmp_path):
     assert not changed and not unmarked, (
         f"README.md's tables {changed + unmarked} differ from benchmarks/results/*.json: "
         "run `python benchmarks/make_tables.py` (never edit the numbers by hand)")
+
+
+def test_the_solver_table_shows_the_fused_kernel_rows(tmp_path):
+    row = {"n": 256, "backend": "pyfftw", "dtype": "float64", "threads": 1, "ms_per_step": 8.0, "ms_per_fft": 0.25,
+           "fft_floor_ms": 4.0, "ratio_to_floor": 2.0}
+    write(tmp_path, "solver", {"command": "c", "machine": MACHINE, "backends": [row],
+                               "kernels": [{"n": 256, "dtype": "float64", "numpy_ms_per_step": 8.0,
+                                            "numba_ms_per_step": 6.0, "numba_over_numpy": 0.75,
+                                            "max_relative_difference_t05": 0.0},
+                                           {"n": 512, "dtype": "float64", "skipped": "numba is not installed"}]})
+    block = mt.render("solver", tmp_path)
+    assert "| 256 | float64 | 8 | 6 | 0.75 | 0.0e+00 |" in block
+    assert "| 512 | float64 |" not in block  # a skipped row has no numbers to show
