@@ -114,6 +114,8 @@ class ETDRK4:
     def __init__(self, linear: np.ndarray, explicit, xp=np, dtype=np.float64, cache_size: int = 4, factor=1.0,
                  fused: bool = False):
         self.fused = bool(fused)
+        if self.fused:
+            kernels.ensure_compiled()
         self.linear = np.asarray(linear)
         self.factor = factor
         self.explicit = explicit
