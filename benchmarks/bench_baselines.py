@@ -124,7 +124,7 @@ def data_config(args):
 
 def make_data(cfg, root: Path) -> dict:
     """Generate (or finish: finished files are skipped) the data set; its metadata. A complete set of
-    this config is left alone (generate would re-stamp it, and evaluate's resume keys with it)."""
+    this config is left alone (generate would re-validate every file and recompute the statistics)."""
     from flexcouple.data import well
     from flexcouple.data.generate import generate
     t0 = time.perf_counter()

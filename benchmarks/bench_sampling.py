@@ -124,7 +124,7 @@ def quick_data(work: Path, snapshots: int) -> Path:
         done = meta.get("status") == "complete" and meta.get("config_hash") == cfg.config_hash()
     except (OSError, ValueError):
         done = False
-    if not done:  # re-running generate on a complete set re-stamps it, and evaluate's resume keys with it
+    if not done:  # a complete set of this config is left as it is (generate would re-validate every file)
         generate(cfg, root, progress=False, log=lambda msg: None)
     return root
 

@@ -439,14 +439,33 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
     elif error is not None:
         raise error
 
-    meta = _collective(comm, _finish, cfg, out, config_hash, size, slab, time.perf_counter() - start, log)
+    meta = _collective(comm, _finish, cfg, out, config_hash, size, slab, time.perf_counter() - start, log,
+                       len(todo))
     return meta
 
 
-def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool, wall: float, log) -> dict:
-    """Rank 0: merge checkpoints into files, compute training statistics, write the metadata files."""
+def _previous_complete(out: Path, config_hash: str) -> dict | None:
+    """The metadata of a complete data set of this config already in ``out``, or None."""
+    try:
+        meta = json.loads((out / well.METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(meta, dict) and meta.get("status") == "complete" and meta.get("config_hash") == config_hash
+    return meta if ok else None
+
+
+def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool, wall: float, log,
+            simulated: int = 0) -> dict:
+    """Rank 0: merge checkpoints into files, compute training statistics, write the metadata files.
+
+    A re-run over a complete data set of the same config keeps its creation date (the data are
+    bitwise the same; ``evaluate``'s resume keys include the date) and, when it simulated nothing,
+    its generation wall time; trajectories it did redo add to that time."""
     commit, versions = git_commit(), _versions()
-    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    previous = _previous_complete(out, config_hash)
+    created = (previous or {}).get("created") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    if previous is not None and isinstance(previous.get("generation_wall_time_s"), (int, float)):
+        wall = previous["generation_wall_time_s"] + (wall if simulated else 0.0)
     files: dict[str, list[str]] = {}
     warnings_list = []
     for split in cfg.split_names():

@@ -75,6 +75,7 @@ def test_cli_end_to_end_and_rerun_skips_everything(tmp_path, capsys):
     files = sorted((out / "data").rglob("*.hdf5"))
     assert len(files) == 6
     mtimes = [p.stat().st_mtime_ns for p in files]
+    first = json.loads((out / "flexcouple_dataset.json").read_text())
     calls = []
     original = gen.simulate_trajectory
     gen.simulate_trajectory = lambda *a, **k: calls.append(a) or original(*a, **k)
@@ -84,6 +85,10 @@ def test_cli_end_to_end_and_rerun_skips_everything(tmp_path, capsys):
         gen.simulate_trajectory = original
     assert calls == [] and [p.stat().st_mtime_ns for p in files] == mtimes
     assert "(8 already done)" in capsys.readouterr().err
+    # the same data set: its creation date (part of evaluate's resume keys) and generation time stand
+    again = json.loads((out / "flexcouple_dataset.json").read_text())
+    assert again["created"] == first["created"]
+    assert again["generation_wall_time_s"] == first["generation_wall_time_s"]
 
 
 def test_a_deleted_file_is_regenerated_identically(reference, tmp_path):
@@ -100,6 +105,9 @@ def test_a_deleted_file_is_regenerated_identically(reference, tmp_path):
     finally:
         gen.simulate_trajectory = original
     assert len(calls) == cfg.test and meta["status"] == "complete"
+    # regenerated bitwise: still the data set created then; the redone trajectories add their time
+    assert meta["created"] == reference[2]["created"]
+    assert meta["generation_wall_time_s"] > reference[2]["generation_wall_time_s"]
     with h5py.File(victim, "r") as f:
         np.testing.assert_array_equal(f["t0_fields/vorticity"][:], ref_arrays["data/test/kolmogorov_periodic_Re150_kf4.hdf5"])
 
