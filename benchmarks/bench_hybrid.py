@@ -189,8 +189,16 @@ def measure_field(base, args, seed, surrogate, times, methods, work: Path) -> di
                            **({"stretch": 1, "jumps": 2} if mode == "leapfrog" else {}))
         res, cost = run(cfg, omega0, surrogate)
         s = res.summary
+        failed: dict[str, int] = {}
+        for d in res.decisions:  # which checks turned the calls down, and by how much (value / threshold)
+            for c in d.get("checks", []):
+                if not c.get("passed", True):
+                    failed[c["name"]] = failed.get(c["name"], 0) + 1
+        ratios = [c["value"] / c["threshold"] for d in res.decisions for c in d.get("checks", [])
+                  if not c.get("passed", True) and c.get("threshold") and c.get("value") is not None]
         out[mode] = dict(metrics(res.fields, truth, times, args.n), cost=cost, calls=s["calls"],
-                         accepted=s["accepted"], time_s=s["time_s"])
+                         accepted=s["accepted"], time_s=s["time_s"], rejected=s["rejected"], failed_checks=failed,
+                         failed_value_over_threshold_median=float(np.median(ratios)) if ratios else None)
     out["loadavg_end"] = list(os.getloadavg())
     return out
 
@@ -240,6 +248,11 @@ def main(argv=None) -> int:
         if m in ("superres", "leapfrog"):
             rows[m]["calls"] = int(sum(r["calls"] for r in runs))
             rows[m]["accepted"] = int(sum(r["accepted"] for r in runs))
+            failed: dict[str, int] = {}
+            for r in runs:
+                for name, count in r.get("failed_checks", {}).items():
+                    failed[name] = failed.get(name, 0) + count
+            rows[m]["failed_checks"] = dict(sorted(failed.items(), key=lambda kv: -kv[1]))
     rows[f"truth_{2 * args.n}"] = {"cost": float(np.mean([r["cost"] for r in per_field[f"truth_{2 * args.n}"]]))}
     pure = {g: rows[f"pure_{g}"] for g in args.grids}
     best = None

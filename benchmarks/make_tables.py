@@ -157,7 +157,13 @@ def render_hybrid(d: dict) -> list[str]:
     out = [f"Re {fmt(p.get('reynolds'))}, n = {fmt(p.get('n'))}, truth {fmt(p.get('truth_n'))}^2, "
            f"{fmt(p.get('fields'))} field(s), t_end {fmt(p.get('t_end'))}; best hybrid: {d.get('best_hybrid')}, "
            f"speedup on both criteria {fmt(d.get('speedup'))}x (+: censored, a lower bound)", ""]
-    return out + table(head, rows)
+    out += table(head, rows)
+    why = [f"{name}: " + ", ".join(f"{check} {count}" for check, count in r["failed_checks"].items())
+           for name, r in d["rows"].items() if r.get("failed_checks")]
+    if why:
+        out += ["", "Checks that turned surrogate calls down (calls failing each; one call can fail several): "
+                + "; ".join(why)]
+    return out
 
 
 def render_coupling_overhead(d: dict) -> list[str]:

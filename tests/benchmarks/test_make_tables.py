@@ -19,7 +19,8 @@ HYBRID = {
              "leapfrog": {"t95": 1.5, "t95_censored_fields": 0, "spectrum_error": 0.02, "profile_error": 0.003,
                           "cost": 0.5, "calls": 3, "accepted": 2, "speedup_correlation_time": 0.5,
                           "speedup_correlation_time_bound": "=", "speedup_spectrum": 0.75,
-                          "speedup_spectrum_bound": ">=", "speedup_both": 0.5, "speedup_fixed_cadence": 0.5}},
+                          "speedup_spectrum_bound": ">=", "speedup_both": 0.5, "speedup_fixed_cadence": 0.5,
+                          "failed_checks": {"coarse_forecast": 1}}},
 }
 BASELINES = {"benchmark": "baselines", "command": "python benchmarks/bench_baselines.py", "date": "2026-01-02",
              "machine": MACHINE, "params": {"flex": 1000, "bicubic": 0},
@@ -49,6 +50,7 @@ def test_a_known_result_renders_its_table_and_provenance(tmp_path):
     assert "| leapfrog | 0.5 | 1.5 | 0.02 | 0.003 | =0.5 | >=0.75 | 0.5 | 3 (2) |" in block
     assert "| pure_64 | 0.25 | 2.5+ |" in block  # censored: a lower bound
     assert "Command: `python benchmarks/bench_hybrid.py --quick`" in block
+    assert "turned surrogate calls down (calls failing each; one call can fail several): leapfrog: coarse_forecast 1" in block
     assert "2026-01-02T03:04:05+00:00; 2 cores, GPU: none, load 0.5 -> 1.25" in block
 
 
