@@ -221,6 +221,9 @@ def main(argv=None) -> int:
             field_and_truth(base, args, 5000 + i, work)
         print(f"truths kept in {work}; rerun without --truth-only on a quiet machine to time the methods")
         return 0
+    # the solver's first use in a process loads its compiled kernels (about 1 s): not a cost of any method
+    from solver import NavierStokes2D, random_field
+    NavierStokes2D(32, 1000.0, forcing="kolmogorov", drag=0.1, backend="pyfftw").advance(random_field(32, seed=0), 0.05)
     field_loads = []
     for i in range(args.fields):
         seed = 5000 + i
