@@ -27,6 +27,10 @@ Claim measured: a hybrid run reaches the accuracy of a pure solver run for less 
    than the coarsest grid, the hybrid loses outright and the speedup is reported as the ratio to the
    coarsest grid's cost (< 1 when the coarse solver is cheaper and at least as good).
    Also the speedup at a fixed output cadence (against the pure solver at n).
+8. ``--unguarded`` (an ablation, never the headline): each hybrid mode again with every drift check
+   off except ``finite``, so every surrogate call is used. It separates what the checks cost from
+   what the model can give: if the unguarded hybrid is no faster at equal accuracy, the model (its
+   accuracy, or its cost against the solver steps it replaces), not the checks, is the limit.
 
 Writes ``benchmarks/results/hybrid.json`` (top-level ``speedup``: the best hybrid on both (a) and
 (b)) and ``hybrid.png`` (accuracy against cost, the Pareto front of each method).
@@ -60,6 +64,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from coupling import HybridConfig, HybridSimulation  # noqa: E402
+from coupling.checks import ALL_CHECKS  # noqa: E402
 from coupling.surrogates import FlexSurrogate  # noqa: E402
 from flexcouple.data.coarsen import coarsen, spectral_resample, upsample  # noqa: E402
 from flexcouple.evaluation.metrics import (decorrelation_time, energy_spectrum, log_spectrum_distance,  # noqa: E402
@@ -86,6 +91,8 @@ def parse(argv=None):
     p.add_argument("--work", type=Path, default=None,
                    help="where finished fields are kept for resuming (default: OUT/.work/NAME-<protocol key>)")
     p.add_argument("--fresh", action="store_true", help="discard the finished fields of an earlier run")
+    p.add_argument("--unguarded", action="store_true",
+                   help="also run each hybrid mode with every drift check off but 'finite' (an ablation)")
     p.add_argument("--truth-only", action="store_true",
                    help="compute and keep only the spun-up fields and truths (no timing), then stop")
     args = p.parse_args(argv)
@@ -177,17 +184,32 @@ def field_and_truth(base, args, seed, work: Path):
     return np.asarray(omega0), truth, record
 
 
-def measure_field(base, args, seed, surrogate, times, methods, work: Path) -> dict:
-    """Every method on one initial field: {method: record}."""
+HYBRID_MODES = ("superres", "leapfrog")
+UNGUARDED = "_unguarded"
+
+
+def hybrid_config(base, args, method: str):
+    """The hybrid run of ``method``: a mode at its demo settings, optionally with the checks off."""
+    mode = method.removesuffix(UNGUARDED)
+    extra = {"stretch": 1, "jumps": 2} if mode == "leapfrog" else {}
+    if method.endswith(UNGUARDED):
+        extra["disabled_checks"] = [c.name for c in ALL_CHECKS if c.name != "finite"]
+    return base.replace(mode=mode, ensemble=args.ensemble if mode == "superres" else 1, **extra)
+
+
+def measure_field(base, args, seed, surrogate, times, methods, work: Path, record: dict | None = None) -> dict:
+    """The methods on one initial field: {method: record}; those already in ``record`` are kept."""
     omega0, truth, truth_record = field_and_truth(base, args, seed, work)
-    out = {"loadavg_start": list(os.getloadavg()), f"truth_{2 * args.n}": truth_record}
+    out = dict(record) if record else {"loadavg_start": list(os.getloadavg()), f"truth_{2 * args.n}": truth_record}
     for g in args.grids:
+        if f"pure_{g}" in out:
+            continue
         res, cost = run(base.replace(mode="pure", n=g), coarsen(omega0, args.n // g, "spectral") if g < args.n else omega0)
         out[f"pure_{g}"] = dict(metrics(on_grid(res.fields, args.n), truth, times, args.n), cost=cost)
-    for mode in ("superres", "leapfrog"):
-        cfg = base.replace(mode=mode, ensemble=args.ensemble if mode == "superres" else 1,
-                           **({"stretch": 1, "jumps": 2} if mode == "leapfrog" else {}))
-        res, cost = run(cfg, omega0, surrogate)
+    for mode in (m for m in methods if m.removesuffix(UNGUARDED) in HYBRID_MODES and m not in out):
+        if record:
+            out.setdefault("added_later", {})[mode] = {"loadavg_start": list(os.getloadavg())}
+        res, cost = run(hybrid_config(base, args, mode), omega0, surrogate)
         s = res.summary
         failed: dict[str, int] = {}
         for d in res.decisions:  # which checks turned the calls down, and by how much (value / threshold)
@@ -209,7 +231,9 @@ def main(argv=None) -> int:
     base = base_config(args)
     surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=2)
     times = np.asarray(base.output_times())
-    methods = [f"pure_{g}" for g in args.grids] + ["superres", "leapfrog"]
+    methods = [f"pure_{g}" for g in args.grids] + list(HYBRID_MODES)
+    if args.unguarded:
+        methods += [m + UNGUARDED for m in HYBRID_MODES]
     per_field = {m: [] for m in methods + [f"truth_{2 * args.n}"]}
     work = args.work or args.out / ".work" / f"{args.name}-{protocol_key(args, surrogate.source)}"
     if args.fresh and work.exists():
@@ -228,9 +252,15 @@ def main(argv=None) -> int:
     for i in range(args.fields):
         seed = 5000 + i
         cached = work / f"field_{seed}.json"
-        if cached.exists():
-            record = json.loads(cached.read_text())
+        record = json.loads(cached.read_text()) if cached.exists() else None
+        missing = [m for m in methods if record is not None and m not in record]
+        if record is not None and not missing:
             print(f"field {i + 1}/{args.fields} (seed {seed}): measured earlier, read from {cached}", flush=True)
+        elif record is not None:
+            print(f"field {i + 1}/{args.fields} (seed {seed}): measured earlier but for {', '.join(missing)} ...",
+                  flush=True)
+            record = measure_field(base, args, seed, surrogate, times, methods, work, record)
+            write_result(work, cached.stem, record)
         else:
             print(f"field {i + 1}/{args.fields} (seed {seed}): spin-up, truth at {2 * args.n}^2, "
                   f"{len(methods)} methods ...", flush=True)
@@ -248,7 +278,7 @@ def main(argv=None) -> int:
         runs = per_field[m]
         rows[m] = {k: float(np.mean([r[k] for r in runs])) for k in ("t95", "spectrum_error", "profile_error", "cost")}
         rows[m]["t95_censored_fields"] = int(sum(r["t95_censored"] for r in runs))
-        if m in ("superres", "leapfrog"):
+        if m.removesuffix(UNGUARDED) in HYBRID_MODES:
             rows[m]["calls"] = int(sum(r["calls"] for r in runs))
             rows[m]["accepted"] = int(sum(r["accepted"] for r in runs))
             failed: dict[str, int] = {}
@@ -259,7 +289,7 @@ def main(argv=None) -> int:
     rows[f"truth_{2 * args.n}"] = {"cost": float(np.mean([r["cost"] for r in per_field[f"truth_{2 * args.n}"]]))}
     pure = {g: rows[f"pure_{g}"] for g in args.grids}
     best = None
-    for mode in ("superres", "leapfrog"):
+    for mode in (m for m in methods if m.removesuffix(UNGUARDED) in HYBRID_MODES):
         r = rows[mode]
         ca, ba = equal_accuracy_cost(pure, r["t95"], "t95", True)
         cb, bb = equal_accuracy_cost(pure, r["spectrum_error"], "spectrum_error", False)
@@ -269,8 +299,8 @@ def main(argv=None) -> int:
         r["speedup_spectrum_bound"] = bb
         r["speedup_both"] = min(r["speedup_correlation_time"], r["speedup_spectrum"])
         r["speedup_fixed_cadence"] = pure[args.n]["cost"] / r["cost"]
-        if best is None or r["speedup_both"] > rows[best]["speedup_both"]:
-            best = mode
+        if mode in HYBRID_MODES and (best is None or r["speedup_both"] > rows[best]["speedup_both"]):
+            best = mode  # the headline is a guarded mode: the unguarded rows are an ablation
     result = {
         "benchmark": "hybrid", **finish(info), "field_loadavg": field_loads, "work": str(work),
         "protocol": {"reynolds": 1000.0, "n": args.n, "truth_n": 2 * args.n, "grids": args.grids,
@@ -314,8 +344,11 @@ def plot(path, rows, args) -> None:
         ax.plot([rows[f"pure_{x}"]["cost"] for x in g], [rows[f"pure_{x}"][key] for x in g], "ko-", label="pure solver")
         for x in g:
             ax.annotate(f"{x}$^2$", (rows[f"pure_{x}"]["cost"], rows[f"pure_{x}"][key]), fontsize=8)
-        for mode, style in (("superres", "bs"), ("leapfrog", "r^")):
-            ax.plot([rows[mode]["cost"]], [rows[mode][key]], style, ms=9, label=f"hybrid {mode}")
+        for mode, style in (("superres", "bs"), ("leapfrog", "r^"), ("superres_unguarded", "c<"),
+                            ("leapfrog_unguarded", "m>")):
+            if mode in rows:
+                ax.plot([rows[mode]["cost"]], [rows[mode][key]], style, ms=9,
+                        label=f"hybrid {mode.replace('_unguarded', ' (checks off)')}")
         ax.set_xscale("log")
         if key == "spectrum_error":
             ax.set_yscale("log")

@@ -52,6 +52,16 @@ def test_quick_mode_writes_the_json_and_the_figure_and_resumes(tmp_path, capsys)
     again = json.loads((tmp_path / "hybrid.json").read_text())
     assert again["rows"] == result["rows"] and again["speedup"] == result["speedup"]
     assert again["field_loadavg"][0]["seed"] == 5000
+    # the ablation adds only the unguarded runs to the finished field; every call is then used
+    capsys.readouterr()
+    assert bench.main(["--quick", "--out", str(tmp_path), "--unguarded"]) == 0
+    assert "measured earlier but for superres_unguarded, leapfrog_unguarded" in capsys.readouterr().out
+    ablation = json.loads((tmp_path / "hybrid.json").read_text())
+    for mode in ("superres_unguarded", "leapfrog_unguarded"):
+        row = ablation["rows"][mode]
+        assert row["calls"] >= 1 and row["accepted"] == row["calls"] and "speedup_both" in row
+    assert ablation["rows"]["pure_64"] == result["rows"]["pure_64"]  # the finished runs are not redone
+    assert ablation["best_hybrid"] in ("superres", "leapfrog")  # never an unguarded row
 
 
 @pytest.mark.parametrize("argv", [["--fields", "0"], ["--t-end", "-1"], ["--n", "100"]])
