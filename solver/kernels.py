@@ -24,10 +24,9 @@ import numpy as np
 
 # an optional accelerator, imported (0.5 s) and compiled only when a solver first uses it: without
 # it the numpy path runs, equal to round-off
-numba = importlib.util.find_spec("numba")
+numba = importlib.util.find_spec("numba")  # its import spec, or None when not installed
 
 CHOICES = ("auto", "numba", "numpy")
-
 
 
 def choice() -> str:
@@ -37,14 +36,13 @@ def choice() -> str:
     return value
 
 
-
 def use_fused(xp) -> bool:
     """Whether a solver on array module ``xp`` runs the fused kernels (decided at construction)."""
     want = choice()
     if want == "numpy" or xp is not np:
         if want == "numba" and xp is not np:
             raise ValueError("FLEXCOUPLE_KERNELS=numba needs a CPU backend (numpy, scipy, pyfftw); "
-                             "the GPU backend has its own kernels")
+                             "the cupy backend runs its array operations on the GPU: unset FLEXCOUPLE_KERNELS")
         return False
     if numba is None:
         if want == "numba":
@@ -57,7 +55,6 @@ def use_fused(xp) -> bool:
 
 _KERNELS = ("stage_a", "stage_b", "stage_c", "stage_out", "velocity", "products", "products_and_speed",
             "combine", "combine_forced")
-
 
 
 def ensure_compiled() -> None:
@@ -75,7 +72,6 @@ def ensure_compiled() -> None:
         g[name] = fn
 
 
-
 def flat(a: np.ndarray) -> np.ndarray | None:
     """A flat real view of a C-contiguous array (complex arrays as interleaved re, im), or None."""
     if not a.flags.c_contiguous:
@@ -84,7 +80,6 @@ def flat(a: np.ndarray) -> np.ndarray | None:
     if a.dtype.kind == "c":
         a = a.view(a.real.dtype)
     return a
-
 
 
 def real_coefficient(c: np.ndarray, real_dtype) -> np.ndarray:

@@ -357,7 +357,8 @@ class NavierStokes2D:
         p0, p1 = flat(products[0]), flat(products[1])
         if u is None or v is None or p0 is None or p1 is None:
             return None  # a transform that hands back strided views: the numpy path reads them as they are
-        u0, v0 = (float(x) for x in self.mean_velocity)
+        # in the field's precision, as numpy's in-place add: a float64 scalar would widen a float32 kernel
+        u0, v0 = (be.real_dtype.type(x) for x in self.mean_velocity)
         if record_speed:
             umax, vmax = kernels.products_and_speed(u, v, u0, v0, p0, p1)
             umax, vmax = be.allmax_array([umax, vmax])
