@@ -211,6 +211,8 @@ def measure_field(base, args, seed, surrogate, times, methods, work: Path, recor
             out.setdefault("added_later", {})[mode] = {"loadavg_start": list(os.getloadavg())}
         res, cost = run(hybrid_config(base, args, mode), omega0, surrogate)
         s = res.summary
+        if record:
+            out["added_later"][mode]["loadavg_end"] = list(os.getloadavg())
         failed: dict[str, int] = {}
         for d in res.decisions:  # which checks turned the calls down, and by how much (value / threshold)
             for c in d.get("checks", []):
@@ -221,7 +223,8 @@ def measure_field(base, args, seed, surrogate, times, methods, work: Path, recor
         out[mode] = dict(metrics(res.fields, truth, times, args.n), cost=cost, calls=s["calls"],
                          accepted=s["accepted"], time_s=s["time_s"], rejected=s["rejected"], failed_checks=failed,
                          failed_value_over_threshold_median=float(np.median(ratios)) if ratios else None)
-    out["loadavg_end"] = list(os.getloadavg())
+    if not record:  # a record's own start and end loads stay those of its first measurement
+        out["loadavg_end"] = list(os.getloadavg())
     return out
 
 
