@@ -39,15 +39,13 @@ def choice() -> str:
 def use_fused(xp) -> bool:
     """Whether a solver on array module ``xp`` runs the fused kernels (decided at construction)."""
     want = choice()
-    if want == "numpy" or xp is not np:
-        if want == "numba" and xp is not np:
-            raise ValueError("FLEXCOUPLE_KERNELS=numba needs a CPU backend (numpy, scipy, pyfftw); "
-                             "the cupy backend runs its array operations on the GPU: unset FLEXCOUPLE_KERNELS")
-        return False
-    if numba is None:
-        if want == "numba":
-            raise ImportError("FLEXCOUPLE_KERNELS=numba but numba is not installed: pip install numba, "
-                              "or unset FLEXCOUPLE_KERNELS to use the numpy path")
+    if xp is not np and want == "numba":
+        raise ValueError("FLEXCOUPLE_KERNELS=numba needs a CPU backend (numpy, scipy, pyfftw); "
+                         "the cupy backend runs its array operations on the GPU: unset FLEXCOUPLE_KERNELS")
+    if numba is None and want == "numba":
+        raise ImportError("FLEXCOUPLE_KERNELS=numba but numba is not installed: pip install numba, "
+                          "or unset FLEXCOUPLE_KERNELS to use the numpy path")
+    if xp is not np or want == "numpy" or numba is None:
         return False
     ensure_compiled()
     return True

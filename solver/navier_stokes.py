@@ -234,10 +234,9 @@ class NavierStokes2D:
         # fused element-wise kernels (numba) on CPU backends: the numpy path's arithmetic in fewer passes
         self.kernels = "numba" if kernels.use_fused(xp) else "numpy"
         if self.kernels == "numba":
-            vm = np.stack([np.broadcast_to(1j * g.ky_d_np * inv_k2, full),
-                           np.broadcast_to(-1j * g.kx_d_np * inv_k2, full)]) * scale
-            self._fused = {"mu": kernels.real_coefficient(vm[0] / 1j, rdt),
-                           "mv": kernels.real_coefficient(vm[1] / 1j, rdt),
+            # the velocity multipliers are i mu, i mv: the kernels take mu, mv
+            self._fused = {"mu": kernels.real_coefficient(-1j * self._velocity_multipliers[0], rdt),
+                           "mv": kernels.real_coefficient(-1j * self._velocity_multipliers[1], rdt),
                            "cu": kernels.real_coefficient(self._uv_coefficient, rdt),
                            "cs": kernels.real_coefficient(self._shear_coefficient, rdt),
                            "f": None if self._forcing_hat is None else kernels.flat(self._forcing_hat)}
@@ -340,7 +339,8 @@ class NavierStokes2D:
 
     def _explicit_fused(self, w_hat, record_speed: bool, out):
         """``_explicit`` in three compiled passes (velocity; products and speed; the combination), or
-        None when an operand is not C-contiguous (the caller then runs the numpy path)."""
+        None when an operand is not C-contiguous (a transform handing back strided views): the caller
+        then runs the numpy path, which reads them as they are."""
         be = self.backend
         k = self._fused
         flat = kernels.flat
@@ -356,7 +356,7 @@ class NavierStokes2D:
         u, v = flat(phys[0]), flat(phys[1])
         p0, p1 = flat(products[0]), flat(products[1])
         if u is None or v is None or p0 is None or p1 is None:
-            return None  # a transform that hands back strided views: the numpy path reads them as they are
+            return None
         # in the field's precision, as numpy's in-place add: a float64 scalar would widen a float32 kernel
         u0, v0 = (be.real_dtype.type(x) for x in self.mean_velocity)
         if record_speed:
@@ -368,7 +368,7 @@ class NavierStokes2D:
         spec = be.forward_view(products)
         uv_hat, shear_hat = flat(spec[0]), flat(spec[1])
         if uv_hat is None or shear_hat is None:
-            uv_hat, shear_hat = flat(np.ascontiguousarray(spec[0])), flat(np.ascontiguousarray(spec[1]))
+            return None
         if k["f"] is None:
             kernels.combine(k["cu"], k["cs"], uv_hat, shear_hat, o)
         else:
