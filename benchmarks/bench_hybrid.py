@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections import Counter
 import json
 import math
 import os
@@ -213,13 +214,10 @@ def measure_field(base, args, seed, surrogate, times, methods, work: Path, recor
         s = res.summary
         if record:
             out["added_later"][mode]["loadavg_end"] = list(os.getloadavg())
-        failed: dict[str, int] = {}
-        for d in res.decisions:  # which checks turned the calls down, and by how much (value / threshold)
-            for c in d.get("checks", []):
-                if not c.get("passed", True):
-                    failed[c["name"]] = failed.get(c["name"], 0) + 1
-        ratios = [c["value"] / c["threshold"] for d in res.decisions for c in d.get("checks", [])
-                  if not c.get("passed", True) and c.get("threshold") and c.get("value") is not None]
+        # which checks turned the calls down, and by how much (value / threshold)
+        failing = [c for d in res.decisions for c in d.get("checks", []) if not c.get("passed", True)]
+        failed = dict(Counter(c["name"] for c in failing))
+        ratios = [c["value"] / c["threshold"] for c in failing if c.get("threshold") and c.get("value") is not None]
         out[mode] = dict(metrics(res.fields, truth, times, args.n), cost=cost, calls=s["calls"],
                          accepted=s["accepted"], time_s=s["time_s"], rejected=s["rejected"], failed_checks=failed,
                          failed_value_over_threshold_median=float(np.median(ratios)) if ratios else None)
@@ -256,18 +254,14 @@ def main(argv=None) -> int:
         seed = 5000 + i
         cached = work / f"field_{seed}.json"
         record = json.loads(cached.read_text()) if cached.exists() else None
-        missing = [m for m in methods if record is not None and m not in record]
-        if record is not None and not missing:
-            print(f"field {i + 1}/{args.fields} (seed {seed}): measured earlier, read from {cached}", flush=True)
-        elif record is not None:
-            print(f"field {i + 1}/{args.fields} (seed {seed}): measured earlier but for {', '.join(missing)} ...",
-                  flush=True)
-            record = measure_field(base, args, seed, surrogate, times, methods, work, record)
-            write_result(work, cached.stem, record)
+        missing = [m for m in methods if record is None or m not in record]
+        head = f"field {i + 1}/{args.fields} (seed {seed}):"
+        if not missing:
+            print(f"{head} measured earlier, read from {cached}", flush=True)
         else:
-            print(f"field {i + 1}/{args.fields} (seed {seed}): spin-up, truth at {2 * args.n}^2, "
-                  f"{len(methods)} methods ...", flush=True)
-            record = measure_field(base, args, seed, surrogate, times, methods, work)
+            print(f"{head} measured earlier but for {', '.join(missing)} ..." if record else
+                  f"{head} spin-up, truth at {2 * args.n}^2, {len(methods)} methods ...", flush=True)
+            record = measure_field(base, args, seed, surrogate, times, methods, work, record)
             write_result(work, cached.stem, record)
         field_loads.append({"seed": seed, "loadavg_start": record["loadavg_start"], "loadavg_end": record["loadavg_end"]})
         for m in per_field:
@@ -284,11 +278,8 @@ def main(argv=None) -> int:
         if m.removesuffix(UNGUARDED) in HYBRID_MODES:
             rows[m]["calls"] = int(sum(r["calls"] for r in runs))
             rows[m]["accepted"] = int(sum(r["accepted"] for r in runs))
-            failed: dict[str, int] = {}
-            for r in runs:
-                for name, count in r.get("failed_checks", {}).items():
-                    failed[name] = failed.get(name, 0) + count
-            rows[m]["failed_checks"] = dict(sorted(failed.items(), key=lambda kv: -kv[1]))
+            failed = sum((Counter(r.get("failed_checks", {})) for r in runs), Counter())
+            rows[m]["failed_checks"] = dict(failed.most_common())
     rows[f"truth_{2 * args.n}"] = {"cost": float(np.mean([r["cost"] for r in per_field[f"truth_{2 * args.n}"]]))}
     pure = {g: rows[f"pure_{g}"] for g in args.grids}
     best = None
