@@ -7,6 +7,7 @@ axis 0 in physical space and slabs of axis 1 in spectral space (mpi4py-fft's sla
 the backend knows which part of the global arrays this rank holds. The distributed transform is ours
 (:class:`SlabBackend`, the default) or mpi4py-fft's (:class:`MPIBackend`), chosen by the environment
 variable FLEXCOUPLE_MPI_TRANSFORM ("slab" or "mpi4py-fft"); both give the serial fields to round-off.
+Ours exchanges blocks through shared memory on one node (FLEXCOUPLE_MPI_EXCHANGE, see SlabBackend).
 """
 from __future__ import annotations
 
@@ -342,8 +343,16 @@ class SlabBackend(PlannedBackend):
 
     Same layout as :class:`MPIBackend` (fields: slabs of axis 0; spectra: slabs of axis 1), built
     from three steps into buffers made once per batch shape: the real FFT along y of the local rows
-    (one FFTW plan over the whole stack), one ``Alltoallv`` of contiguous packed blocks (no derived
-    datatypes), and the complex FFT along x in place. ``MPIBackend`` (mpi4py-fft) copies every field
+    (one FFTW plan over the whole stack), the exchange of blocks between ranks, and the complex FFT
+    along x in place. The exchange (``exchange``, FLEXCOUPLE_MPI_EXCHANGE):
+
+    * "shared" (the default when every rank runs on one node): the buffers that the ranks exchange
+      from live in one MPI-3 shared-memory window, and each rank copies the blocks it needs straight
+      out of the other ranks' buffers between two barriers: one copy per block, where an ``Alltoallv``
+      makes four (pack, into and out of MPI's shared cells, unpack);
+    * "alltoallv" (across nodes): one ``Alltoallv`` of contiguous packed blocks (no derived datatypes).
+
+    A rank's own block never goes through MPI. ``MPIBackend`` (mpi4py-fft) copies every field
     into and out of its own arrays and transposes with ``Alltoallw`` of subarray datatypes: on 2 ranks
     at n = 256 those copies and that exchange cost about as much as the FFTs themselves.
     ``serial_backend`` "pyfftw" plans with FFTW (FFTW_MEASURE); "numpy" and "scipy" use scipy.fft.
@@ -373,6 +382,8 @@ class SlabBackend(PlannedBackend):
         from mpi4py import MPI
 
         self._MPI = MPI
+        self.exchange = mpi_exchange(comm)
+        self._windows: list = []
 
     # --- the plan of one batch size: buffers, FFTW plans and the all-to-all's counts ------------
     def _plan(self, lead: tuple) -> dict:
@@ -387,37 +398,72 @@ class SlabBackend(PlannedBackend):
         empty = self._fftw.empty_aligned if self._fftw else np.empty
         plan = {
             "k": k,
-            "real": empty((k, nxl, ny), dtype=self.real_dtype),       # physical slab (fwd in, bwd out)
+            # each direction has its own input and output (as the serial FFTW plans): the solver fills
+            # the input of one transform while it still reads the output of the other
+            "real_in": empty((k, nxl, ny), dtype=self.real_dtype),    # forward: physical slab in
+            "real": empty((k, nxl, ny), dtype=self.real_dtype),       # backward: physical slab out
             "rows": empty((k, nxl, nyc), dtype=self.complex_dtype),   # after the FFT along y
-            "cols": empty((k, nx, w), dtype=self.complex_dtype),      # spectral slab (after the transpose)
+            "cols": empty((k, nx, w), dtype=self.complex_dtype),      # forward: spectral slab out
+            "cols_in": empty((k, nx, w), dtype=self.complex_dtype),   # backward: spectral slab in
             # the exchange's flat buffers, large enough for either direction
             "send": np.empty(k * nx * max(widths), dtype=self.complex_dtype),
             "recv": np.empty(k * nx * max(widths), dtype=self.complex_dtype),
-            # forward: to rank d the local rows' columns of block d; from every rank, its rows of ours
-            "fwd_send": self._counts([k * nxl * wd for wd in widths]),
-            "fwd_recv": self._counts([k * nxl * w] * p),
+            # forward: to rank d the local rows' columns of block d; from every rank, its rows of ours.
+            # This rank's own block is copied directly, not through MPI (count 0, its slot left unused).
+            "fwd_send": self._counts([k * nxl * wd for wd in widths], rank),
+            "fwd_recv": self._counts([k * nxl * w] * p, rank),
         }
         plan["bwd_send"], plan["bwd_recv"] = plan["fwd_recv"], plan["fwd_send"]
+        if self.exchange == "shared":
+            # the two buffers read across ranks, in shared memory: rows (forward), cols_in (backward)
+            plan["peer_rows"] = self._shared(plan["rows"], [plan["rows"].shape] * p)
+            plan["peer_cols_in"] = self._shared(plan["cols_in"], [(k, nx, wd) for wd in widths])
+            plan["rows"], plan["cols_in"] = plan["peer_rows"][rank], plan["peer_cols_in"][rank]
         if self._fftw:
             fw, flags = self._fftw, ("FFTW_MEASURE",)
-            plan["y_fwd"] = fw.FFTW(plan["real"], plan["rows"], axes=(2,), direction="FFTW_FORWARD",
+            plan["y_fwd"] = fw.FFTW(plan["real_in"], plan["rows"], axes=(2,), direction="FFTW_FORWARD",
                                     flags=flags, threads=self.threads)
             plan["y_bwd"] = fw.FFTW(plan["rows"], plan["real"], axes=(2,), direction="FFTW_BACKWARD",
                                     flags=flags + ("FFTW_DESTROY_INPUT",), threads=self.threads)
             plan["x_fwd"] = fw.FFTW(plan["cols"], plan["cols"], axes=(1,), direction="FFTW_FORWARD",
                                     flags=flags, threads=self.threads)
-            plan["x_bwd"] = fw.FFTW(plan["cols"], plan["cols"], axes=(1,), direction="FFTW_BACKWARD",
+            plan["x_bwd"] = fw.FFTW(plan["cols_in"], plan["cols_in"], axes=(1,), direction="FFTW_BACKWARD",
                                     flags=flags, threads=self.threads)
         self._plans[lead] = plan
         return plan
 
     @staticmethod
-    def _counts(counts: list[int]):
+    def _counts(counts: list[int], own: int):
+        """(counts, displacements) of an Alltoallv, with the slot of rank ``own`` kept but sent empty."""
         counts = np.asarray(counts, dtype=np.int64)
-        return counts, np.concatenate([[0], np.cumsum(counts)[:-1]])
+        displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        counts[own] = 0
+        return counts, displs
+
+    def _shared(self, like, shapes) -> list:
+        """One buffer per rank shaped ``shapes[rank]``, all in one shared-memory window (collective):
+        every rank's, as numpy arrays this rank can read. The window lives as long as the backend."""
+        MPI = self._MPI
+        info = MPI.Info.Create()
+        info.Set("alloc_shared_noncontig", "true")  # each rank's part page-aligned, on its own pages
+        win = MPI.Win.Allocate_shared(like.nbytes, like.itemsize, info=info, comm=self.comm)
+        info.Free()
+        self._windows.append(win)
+        views = []
+        for r, shape in enumerate(shapes):
+            buf, _ = win.Shared_query(r)
+            views.append(np.frombuffer(buf, dtype=like.dtype, count=int(np.prod(shape))).reshape(shape))
+        return views
+
+    def close(self):
+        """Free the shared-memory windows (collective); the backend cannot transform afterwards."""
+        self._plans.clear()
+        while self._windows:
+            self._windows.pop().Free()
 
     def _exchange(self, plan, send_counts, recv_counts):
-        self.comm.Alltoallv([plan["send"], send_counts], [plan["recv"], recv_counts])
+        if self.comm.size > 1:
+            self.comm.Alltoallv([plan["send"], send_counts], [plan["recv"], recv_counts])
 
     # --- the three steps ----------------------------------------------------------------------
     def _fft_y(self, plan):
@@ -426,7 +472,7 @@ class SlabBackend(PlannedBackend):
         else:
             import scipy.fft
 
-            plan["rows"][...] = scipy.fft.rfft(plan["real"], axis=2, workers=1)
+            plan["rows"][...] = scipy.fft.rfft(plan["real_in"], axis=2, workers=1)
 
     def _ifft_y(self, plan):
         if self._fftw:
@@ -437,43 +483,80 @@ class SlabBackend(PlannedBackend):
             plan["real"][...] = scipy.fft.irfft(plan["rows"], n=self.shape[1], axis=2, norm="forward", workers=1)
 
     def _fft_x(self, plan, inverse: bool):
+        key = "cols_in" if inverse else "cols"
         if self._fftw:
             plan["x_bwd" if inverse else "x_fwd"].execute()
         else:
             import scipy.fft
 
             f = scipy.fft.ifft if inverse else scipy.fft.fft
-            plan["cols"][...] = f(plan["cols"], axis=1, norm="forward" if inverse else "backward", workers=1)
+            plan[key][...] = f(plan[key], axis=1, norm="forward" if inverse else "backward", workers=1)
+
+    def _block(self, buf, counts_displs, rank, shape):
+        """Rank ``rank``'s block of a flat exchange buffer, as an array of ``shape``."""
+        start = counts_displs[1][rank]
+        return buf[start: start + int(np.prod(shape))].reshape(shape)
 
     def _rows_to_cols(self, plan):
-        """(k, nx/p, nyc) rows of this rank -> (k, nx, w) columns of this rank, through one Alltoallv."""
-        k, p = plan["k"], self.comm.size
-        nxl = plan["rows"].shape[1]
-        counts, displs = plan["fwd_send"]
-        for d, cols in enumerate(self._cols):
-            plan["send"][displs[d]: displs[d] + counts[d]].reshape(k, nxl, cols.stop - cols.start)[...] = \
-                plan["rows"][:, :, cols]
+        """(k, nx/p, nyc) rows of this rank -> (k, nx, w) columns of this rank, through one Alltoallv
+        (this rank's own block copied directly)."""
+        k, me = plan["k"], self.comm.rank
+        rows, cols = plan["rows"], plan["cols"]
+        nxl, w = rows.shape[1], cols.shape[2]
+        if self.exchange == "shared":
+            self.comm.Barrier()  # every rank's rows are written
+            for s, r in enumerate(self._rows):
+                cols[:, r, :] = plan["peer_rows"][s][:, :, self._cols[me]]
+            self.comm.Barrier()  # and read: no rank writes its rows again before
+            return
+        for d, c in enumerate(self._cols):
+            if d != me:
+                self._block(plan["send"], plan["fwd_send"], d, (k, nxl, c.stop - c.start))[...] = rows[:, :, c]
         self._exchange(plan, plan["fwd_send"], plan["fwd_recv"])
-        w = plan["cols"].shape[2]
-        blocks = plan["recv"][: k * nxl * w * p].reshape(p, k, nxl, w)
-        plan["cols"].reshape(k, p, nxl, w)[...] = blocks.transpose(1, 0, 2, 3)
+        for s, r in enumerate(self._rows):
+            cols[:, r, :] = rows[:, :, self._cols[me]] if s == me else \
+                self._block(plan["recv"], plan["fwd_recv"], s, (k, nxl, w))
 
     def _cols_to_rows(self, plan):
         """The inverse exchange: (k, nx, w) columns -> (k, nx/p, nyc) rows."""
-        k, p = plan["k"], self.comm.size
-        nxl, w = plan["rows"].shape[1], plan["cols"].shape[2]
-        plan["send"][: k * nxl * w * p].reshape(p, k, nxl, w)[...] = \
-            plan["cols"].reshape(k, p, nxl, w).transpose(1, 0, 2, 3)
+        k, me = plan["k"], self.comm.rank
+        rows, cols = plan["rows"], plan["cols_in"]
+        nxl, w = rows.shape[1], cols.shape[2]
+        if self.exchange == "shared":
+            self.comm.Barrier()
+            for s, c in enumerate(self._cols):
+                rows[:, :, c] = plan["peer_cols_in"][s][:, self._rows[me], :]
+            self.comm.Barrier()
+            return
+        for d, r in enumerate(self._rows):
+            if d != me:
+                self._block(plan["send"], plan["bwd_send"], d, (k, nxl, w))[...] = cols[:, r, :]
         self._exchange(plan, plan["bwd_send"], plan["bwd_recv"])
-        counts, displs = plan["bwd_recv"]
-        for s, cols in enumerate(self._cols):
-            plan["rows"][:, :, cols] = plan["recv"][displs[s]: displs[s] + counts[s]].reshape(k, nxl, cols.stop - cols.start)
+        for s, c in enumerate(self._cols):
+            rows[:, :, c] = cols[:, self._rows[me], :] if s == me else \
+                self._block(plan["recv"], plan["bwd_recv"], s, (k, nxl, c.stop - c.start))
 
     # --- the backend interface ------------------------------------------------------------------
+    # the hot path fills the plans' own input buffers (no copy in), as the serial FFTW backend's
+    def spectral_buffer(self, lead=()):
+        plan = self._plan(tuple(lead))
+        return plan["cols_in"].reshape(tuple(lead) + plan["cols_in"].shape[1:])
+
+    def real_buffer(self, lead=()):
+        plan = self._plan(tuple(lead))
+        return plan["real_in"].reshape(tuple(lead) + plan["real_in"].shape[1:])
+
+    @staticmethod
+    def _fill(buf, a):
+        """Copy ``a`` into a plan buffer unless it is that buffer (or a view of all of it)."""
+        if not (a.__array_interface__["data"][0] == buf.__array_interface__["data"][0] and a.size == buf.size
+                and a.flags.c_contiguous):
+            buf[...] = a.reshape(buf.shape)
+
     def forward_view(self, field):
         lead = tuple(field.shape[:-2])
         plan = self._plan(lead)
-        plan["real"][...] = field.reshape(plan["real"].shape)
+        self._fill(plan["real_in"], field)
         self._fft_y(plan)
         self._rows_to_cols(plan)
         self._fft_x(plan, inverse=False)
@@ -482,7 +565,7 @@ class SlabBackend(PlannedBackend):
     def backward_unscaled(self, spectrum):
         lead = tuple(spectrum.shape[:-2])
         plan = self._plan(lead)
-        plan["cols"][...] = spectrum.reshape(plan["cols"].shape)
+        self._fill(plan["cols_in"], spectrum)
         self._fft_x(plan, inverse=True)
         self._cols_to_rows(plan)
         self._ifft_y(plan)
@@ -502,6 +585,31 @@ def mpi_transform() -> str:
     if name not in MPI_TRANSFORMS:
         raise ValueError(f"FLEXCOUPLE_MPI_TRANSFORM={name!r}: choose one of {', '.join(MPI_TRANSFORMS)}")
     return name
+
+
+#: how SlabBackend moves blocks between ranks: "shared" (one node) or "alltoallv"; "auto" picks
+MPI_EXCHANGES = ("auto", "shared", "alltoallv")
+
+
+def mpi_exchange(comm) -> str:
+    """FLEXCOUPLE_MPI_EXCHANGE for ``comm`` (collective): "auto" (the default) is "shared" when all
+    ranks share one node's memory, else "alltoallv"; "shared" insists (an error across nodes)."""
+    name = os.environ.get("FLEXCOUPLE_MPI_EXCHANGE", "auto").strip().lower() or "auto"
+    if name not in MPI_EXCHANGES:
+        raise ValueError(f"FLEXCOUPLE_MPI_EXCHANGE={name!r}: choose one of {', '.join(MPI_EXCHANGES)}")
+    if name == "alltoallv" or comm.size == 1:
+        return "alltoallv"
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    one_node = comm.allreduce(node.size, op=MPI.MIN) == comm.size
+    node.Free()
+    if one_node:
+        return "shared"
+    if name == "shared":
+        raise ValueError("FLEXCOUPLE_MPI_EXCHANGE=shared needs every rank on one node; these ranks span "
+                         "several: unset it (auto picks alltoallv)")
+    return "alltoallv"
 
 
 def make_backend(name: str, shape, real_dtype, comm=None, threads: int | None = None) -> FFTBackend:

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent("""
             out[boundary] = diag
     if comm.rank == 0:
         json.dump(out, open(f"{sys.argv[1]}/diag.json", "w"))
-        print("transform", sim.backend.name)
+        print("transform", sim.backend.name, "exchange", getattr(sim.backend, "exchange", "-"))
 """)
 
 
@@ -58,19 +58,24 @@ def serial():
     return res
 
 
-@pytest.mark.parametrize("ranks, backend, transform", [(1, "numpy", "slab"), (2, "numpy", "slab"), (4, "numpy", "slab"),
-                                                       (2, "pyfftw", "slab"), (4, "pyfftw", "slab"),
-                                                       (2, "numpy", "mpi4py-fft"), (2, "pyfftw", "mpi4py-fft")])
-def test_ranks_reproduce_the_serial_run(tmp_path, serial, ranks, backend, transform):
-    """Both distributed transforms: ours (SlabBackend, the default) and mpi4py-fft's (MPIBackend)."""
+@pytest.mark.parametrize("ranks, backend, transform, exchange", [
+    (1, "numpy", "slab", "auto"), (2, "numpy", "slab", "auto"), (4, "numpy", "slab", "auto"),
+    (2, "pyfftw", "slab", "auto"), (4, "pyfftw", "slab", "auto"),
+    (2, "pyfftw", "slab", "alltoallv"), (4, "numpy", "slab", "alltoallv"),
+    (2, "numpy", "mpi4py-fft", "auto"), (2, "pyfftw", "mpi4py-fft", "auto")])
+def test_ranks_reproduce_the_serial_run(tmp_path, serial, ranks, backend, transform, exchange):
+    """Both distributed transforms: ours (SlabBackend, the default) and mpi4py-fft's (MPIBackend); ours
+    with both exchanges: through shared memory (auto on one node) and through Alltoallv."""
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1", FLEXCOUPLE_MPI_TRANSFORM=transform)
+    env = dict(os.environ, OMP_NUM_THREADS="1", FLEXCOUPLE_MPI_TRANSFORM=transform, FLEXCOUPLE_MPI_EXCHANGE=exchange)
     proc = subprocess.run([str(MPIEXEC), "-n", str(ranks), sys.executable, str(script), str(tmp_path), backend],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     if ranks > 1:
         assert f"{'slab' if transform == 'slab' else 'mpi'}-{backend}" in proc.stdout, proc.stdout
+    if ranks > 1 and transform == "slab":
+        assert f"exchange {'shared' if exchange == 'auto' else exchange}" in proc.stdout, proc.stdout
     diag = json.loads((tmp_path / "diag.json").read_text())
     for boundary, (ref, ref_diag) in serial.items():
         full = np.load(tmp_path / f"{boundary}.npy")
@@ -93,3 +98,38 @@ def test_rank_count_must_divide_n(tmp_path):
     proc = subprocess.run([str(MPIEXEC), "-n", "4", sys.executable, str(script)], capture_output=True,
                           text=True, timeout=120)
     assert "REFUSED" in proc.stdout and "slabs" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_bad_exchange_name_is_refused():
+    from mpi4py import MPI
+
+    from solver.backends import mpi_exchange
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLEXCOUPLE_MPI_EXCHANGE", "carrier-pigeon")
+        with pytest.raises(ValueError, match="FLEXCOUPLE_MPI_EXCHANGE='carrier-pigeon': choose one of auto, shared, alltoallv"):
+            mpi_exchange(MPI.COMM_SELF)
+        mp.setenv("FLEXCOUPLE_MPI_EXCHANGE", "shared")
+        assert mpi_exchange(MPI.COMM_SELF) == "alltoallv"  # one rank exchanges nothing
+
+
+def test_shared_windows_are_freed_by_close(tmp_path):
+    """close() frees the shared-memory windows on every rank (collective) and the job ends cleanly."""
+    script = tmp_path / "close.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np
+        from mpi4py import MPI
+        from solver.backends import make_backend
+        be = make_backend("pyfftw", (32, 32), np.float64, comm=MPI.COMM_WORLD)
+        x = np.random.default_rng(MPI.COMM_WORLD.rank).standard_normal(be.local_shape)
+        y = be.backward(be.forward(x))
+        assert be.exchange == "shared" and len(be._windows) == 2, (be.exchange, be._windows)
+        be.close()
+        assert not be._windows
+        print("ROUNDTRIP", float(np.abs(y - x).max()))
+    """))
+    proc = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    errs = [float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("ROUNDTRIP")]
+    assert len(errs) == 2 and max(errs) < 1e-12, proc.stdout
