@@ -17,7 +17,9 @@ two quantities timed alternately, so that a noisy shared machine biases both ali
   installed) against the numpy ufunc path (``FLEXCOUPLE_KERNELS=numpy``), pyfftw, 1 thread, both
   dtypes, the two solvers built side by side and timed in alternating blocks.
 * MPI: 1, 2, 4 ranks (this machine has 2 cores: 4 ranks oversubscribe it), for each distributed
-  transform: ours (``slab``, the default) and mpi4py-fft's, alternating.
+  transform: ours (``slab``, the default: blocks exchanged through shared memory on one node;
+  ``slab-alltoallv``: through one Alltoallv) and mpi4py-fft's, the whole cycle repeated
+  (``--mpi-rounds``) and the median taken.
 """
 from __future__ import annotations
 
@@ -215,9 +217,16 @@ if comm.rank == 0:
 """
 
 
-def run_mpi(sizes, ranks=(1, 2, 4), transforms=("slab", "mpi4py-fft")) -> list[dict]:
-    """ms/step over ranks, for each distributed transform (FLEXCOUPLE_MPI_TRANSFORM), the transforms
-    alternating size by size so that load changes hit both alike. 1 rank is the serial solver."""
+#: the distributed variants timed: label -> (FLEXCOUPLE_MPI_TRANSFORM, FLEXCOUPLE_MPI_EXCHANGE)
+MPI_VARIANTS = {"slab": ("slab", "auto"), "slab-alltoallv": ("slab", "alltoallv"), "mpi4py-fft": ("mpi4py-fft", "auto")}
+
+
+def run_mpi(sizes, ranks=(1, 2, 4), variants=tuple(MPI_VARIANTS), rounds: int = 3) -> list[dict]:
+    """ms/step over ranks, for each distributed transform: ours (``slab``: the shared-memory exchange
+    on one node, the default; ``slab-alltoallv``: its Alltoallv exchange) and mpi4py-fft's. For each
+    n, the whole cycle of (ranks, variant) runs ``rounds`` times, so that load changes hit every
+    configuration alike; a row's ms/step is the median over its rounds (each round's own median of 5
+    blocks is kept). 1 rank is the serial solver."""
     mpiexec = Path(sys.executable).with_name("mpiexec")
     if not mpiexec.exists():
         return [{"skipped": f"no mpiexec next to {sys.executable}"}]
@@ -226,21 +235,32 @@ def run_mpi(sizes, ranks=(1, 2, 4), transforms=("slab", "mpi4py-fft")) -> list[d
         script = Path(tmp) / "mpi_bench.py"
         script.write_text(MPI_SCRIPT)
         for n in sizes:
-            for p in ranks:
-                for transform in (transforms if p > 1 else transforms[:1]):
+            configs = [(p, label) for p in ranks for label in (variants if p > 1 else ("serial",))]
+            runs: dict = {c: [] for c in configs}
+            errors: dict = {}
+            for _ in range(rounds):
+                for p, label in configs:
+                    if (p, label) in errors:
+                        continue
                     steps = max(10, int(4e6 / n**2))
+                    transform, exchange = MPI_VARIANTS.get(label, ("slab", "auto"))
                     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT),
-                               FLEXCOUPLE_MPI_TRANSFORM=transform)
+                               FLEXCOUPLE_MPI_TRANSFORM=transform, FLEXCOUPLE_MPI_EXCHANGE=exchange)
                     proc = subprocess.run([str(mpiexec), "-n", str(p), sys.executable, str(script), str(n), str(steps)],
                                           capture_output=True, text=True, timeout=1200, env=env)
                     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MS_PER_STEP")]
-                    label = transform if p > 1 else "serial"
                     if proc.returncode != 0 or not line:
-                        out.append({"n": n, "ranks": p, "transform": label, "error": proc.stderr[-1500:]})
+                        errors[(p, label)] = proc.stderr[-1500:]
                         continue
-                    ms = float(line[0].split()[1])
-                    out.append({"n": n, "ranks": p, "transform": label, "ms_per_step": ms})
-                    print(f"mpi n={n} ranks={p} ({label}): {ms:.2f} ms/step", flush=True)
+                    runs[(p, label)].append(float(line[0].split()[1]))
+            for p, label in configs:
+                if (p, label) in errors:
+                    out.append({"n": n, "ranks": p, "transform": label, "error": errors[(p, label)]})
+                    continue
+                ms = statistics.median(runs[(p, label)])
+                out.append({"n": n, "ranks": p, "transform": label, "ms_per_step": ms, "rounds_ms": runs[(p, label)]})
+                print(f"mpi n={n} ranks={p} ({label}): {ms:.2f} ms/step (rounds: "
+                      f"{', '.join(f'{x:.2f}' for x in runs[(p, label)])})", flush=True)
     return out
 
 
@@ -305,11 +325,14 @@ def summarize(results: dict) -> dict:
     mpi = {(r["n"], r["ranks"], r.get("transform", "mpi4py-fft" if r["ranks"] > 1 else "serial")): r["ms_per_step"]
            for r in results.get("mpi", []) if "ms_per_step" in r}
     out["mpi_slab_over_mpi4py_fft"] = {}
+    out["mpi_shared_over_alltoallv"] = {}
     for (n, ranks, transform), ms in sorted(mpi.items()):
         if ranks == 2 and transform == "slab" and (n, 1, "serial") in mpi:
             out["mpi_2_over_1"][str(n)] = ms / mpi[(n, 1, "serial")]
         if ranks > 1 and transform == "slab" and (n, ranks, "mpi4py-fft") in mpi:
             out["mpi_slab_over_mpi4py_fft"][f"{n}/{ranks}"] = ms / mpi[(n, ranks, "mpi4py-fft")]
+        if ranks > 1 and transform == "slab" and (n, ranks, "slab-alltoallv") in mpi:
+            out["mpi_shared_over_alltoallv"][f"{n}/{ranks}"] = ms / mpi[(n, ranks, "slab-alltoallv")]
     big = lambda d: {n: v for n, v in d.items() if int(n) >= 256}  # noqa: E731
     out["targets_met"] = {
         "peer_2x_at_n_ge_256": bool(big(out["peer_speedup"])) and all(v >= 2 for v in big(out["peer_speedup"]).values()),
@@ -324,6 +347,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024])
     ap.add_argument("--peer-sizes", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--mpi-sizes", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--mpi-rounds", type=int, default=3, help="cycles over (ranks, transform) per size")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="FFT threads to measure for pyfftw (the others run with 1)")
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
@@ -369,7 +393,9 @@ def main(argv=None) -> int:
     if not args.skip_peer:
         results["peer"] = run_peer(args.peer_sizes)
     if not args.skip_mpi:
-        results["mpi"] = run_mpi(args.mpi_sizes)
+        if args.mpi_rounds < 1:
+            ap.error(f"--mpi-rounds must be at least 1, got {args.mpi_rounds}")
+        results["mpi"] = run_mpi(args.mpi_sizes, rounds=args.mpi_rounds)
     results["summary"] = summarize(results)
     done = finish(info)
     results = {**done, **results, "machine": {**done["machine"], **results["machine"]}}
