@@ -134,8 +134,8 @@ def test_the_solver_table_shows_the_fused_kernel_rows(tmp_path):
     write(tmp_path, "solver", {"command": "c", "machine": MACHINE, "backends": [row],
                                "kernels": [{"n": 256, "dtype": "float64", "numpy_ms_per_step": 8.0,
                                             "numba_ms_per_step": 6.0, "numba_over_numpy": 0.75,
-                                            "max_relative_difference_t05": 0.0},
+                                            "max_relative_difference": 0.0, "difference_after_steps": 100},
                                            {"n": 512, "dtype": "float64", "skipped": "numba is not installed"}]})
     block = mt.render("solver", tmp_path)
-    assert "| 256 | float64 | 8 | 6 | 0.75 | 0.0e+00 |" in block
+    assert "| 256 | float64 | 8 | 6 | 0.75 | 0.0e+00 (100) |" in block
     assert "| 512 | float64 |" not in block  # a skipped row has no numbers to show
