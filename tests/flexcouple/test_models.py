@@ -254,3 +254,48 @@ def test_wrap_pad_is_circular_padding_with_an_exact_gradient():
         x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
         assert torch.equal(wrap_pad(x), F.pad(x, (1, 1, 1, 1), mode="circular"))
         assert torch.autograd.gradcheck(wrap_pad, (x,))
+
+
+def test_periodic_conv_without_padding_equals_the_padded_one_with_its_gradients():
+    """periodic_conv3x3 (zero-border convolution plus the four halo terms) is conv(wrap_pad(x)),
+    values and gradients, on fields from 1 x 1 up, one input channel (both layouts contiguous) included."""
+    import torch.nn.functional as F
+
+    from flexcouple.models.layers import periodic_conv3x3, wrap_pad
+
+    g = torch.Generator().manual_seed(0)
+    for (c, h, w) in [(1, 1, 1), (3, 2, 3), (1, 5, 4), (4, 8, 8), (2, 3, 1)]:
+        x = torch.randn(2, c, h, w, dtype=torch.float64, generator=g, requires_grad=True)
+        weight = torch.randn(5, c, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+        bias = torch.randn(5, dtype=torch.float64, generator=g, requires_grad=True)
+        ours, padded = periodic_conv3x3(x, weight, bias), F.conv2d(wrap_pad(x), weight, bias)
+        assert (ours - padded).abs().max() < 1e-12, (c, h, w)
+        up = torch.randn(ours.shape, dtype=torch.float64, generator=g)
+        for a, b in zip(torch.autograd.grad(ours, (x, weight, bias), up),
+                        torch.autograd.grad(padded, (x, weight, bias), up)):
+            assert (a - b).abs().max() < 1e-12, (c, h, w)
+
+
+@pytest.mark.parametrize("size", [16, 128])  # below and above PeriodicConv2d.HALO_MIN_CELLS
+def test_periodic_conv_sampling_path_matches_the_training_path(size):
+    """Without gradients (sampling) PeriodicConv2d runs channels-last, padded or with halo terms by
+    size; it gives the training path's result, and its cached channels-last weight follows the weight."""
+    from flexcouple.models.layers import PeriodicConv2d
+
+    torch.manual_seed(0)
+    for c_in in (1, 8):
+        conv = PeriodicConv2d(c_in, 8, 3, padding=0)
+        x = torch.randn(2, c_in, size, size)
+        trained = conv(x)  # gradients enabled: wrap_pad + conv
+        with torch.no_grad():
+            fast = conv(x)
+        assert fast.is_contiguous(memory_format=torch.channels_last)
+        assert (fast - trained).abs().max() < 1e-5 * trained.abs().max()
+        with torch.no_grad():
+            conv.weight.mul_(-2.0)  # an in-place change (as an optimizer step): the cache must follow
+            again = conv(x)
+        assert (again - conv(x).detach()).abs().max() < 1e-5 * trained.abs().max()
+        assert (again + 2.0 * (trained - conv.bias.view(1, -1, 1, 1))
+                - conv.bias.view(1, -1, 1, 1)).abs().max() < 1e-4 * trained.abs().max()
+    with torch.inference_mode():  # also under inference_mode (the coupling's surrogate calls)
+        assert torch.isfinite(conv(x)).all()
