@@ -33,6 +33,15 @@ def task_channels(task: str, cond_snapshots: int) -> int:
     raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
 
 
+def _repeat_rows(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row of ``x`` ``k`` times in a row, in ``x``'s memory layout (channels-last activations stay
+    channels-last: the sampling path's convolutions make them so, and mixing layouts costs copies)."""
+    out = x.repeat_interleave(k, dim=0)
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
 @dataclass
 class TaskFeatures:
     """A task encoder's output: its bottleneck ``head`` and its per-layer ``skips``."""
@@ -44,8 +53,7 @@ class TaskFeatures:
         """Each sample's features ``k`` times in a row (sample-major), for a batched ensemble."""
         if k == 1:
             return self
-        rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
-        return TaskFeatures(rep(self.head), [rep(s) for s in self.skips])
+        return TaskFeatures(_repeat_rows(self.head, k), [_repeat_rows(s, k) for s in self.skips])
 
     @staticmethod
     def cat(parts: list["TaskFeatures"]) -> "TaskFeatures":

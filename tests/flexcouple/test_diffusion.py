@@ -97,6 +97,35 @@ def test_sampler_determinism_and_batched_ensembles():
             assert torch.allclose(batched[i, k], single[0, 0], atol=1e-5)
 
 
+
+def test_cpu_ensembles_past_the_batch_size_run_member_by_member_with_the_same_result(monkeypatch):
+    """Past CPU_SAMPLING_CELLS_PER_CALL an ensemble is sampled member by member (the task encoder once);
+    the members are the batched ones, in the same order, from the same draws."""
+    import flexcouple.diffusion as diffusion
+
+    torch.manual_seed(0)
+    model = build_model("flex", "tiny", ("superres",), image_size=32).eval()
+    with torch.no_grad():
+        model.backbone.decoder.out[-1].weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(5))
+    cond, re = torch.randn(2, 1, 32, 32), torch.tensor([1000.0, 4000.0])
+    calls = []
+    encode = model.backbone.encode_condition
+    monkeypatch.setattr(model.backbone, "encode_condition", lambda *a: calls.append(1) or encode(*a))
+    batched = model.sample(cond, re, ensemble=3, generator=torch.Generator().manual_seed(7))
+    monkeypatch.setattr(diffusion, "CPU_SAMPLING_CELLS_PER_CALL", 32 * 32)  # 2 x 3 x 32^2 cells: past it
+    members = model.sample(cond, re, ensemble=3, generator=torch.Generator().manual_seed(7))
+    assert members.shape == batched.shape == (2, 3, 1, 32, 32)
+    assert torch.allclose(members, batched, atol=1e-5)
+    assert len(calls) == 2  # the encoder ran once per call either way
+
+
+def test_repeated_task_features_keep_the_channels_last_layout():
+    x = torch.randn(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+    rep = TaskFeatures(x, [x, torch.randn(2, 8, 4, 4)]).repeat(3)
+    assert rep.head.is_contiguous(memory_format=torch.channels_last) and rep.head.shape[0] == 6
+    assert torch.equal(rep.head[3:6], x[1:2].expand(3, -1, -1, -1))
+    assert rep.skips[1].is_contiguous()  # an NCHW one stays NCHW
+
 def test_regression_baseline_is_deterministic_base_plus_residual():
     torch.manual_seed(0)
     model = build_model("regression", "tiny", ("forecast",), image_size=32).eval()
