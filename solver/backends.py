@@ -330,6 +330,16 @@ class MPIBackend(FFTBackend):
         return out
 
 
+#: SlabBackend's shared-memory buffers: (id(comm), buffer, shape, dtype) -> (comm, window, per-rank views)
+_SHARED_BUFFERS: dict = {}
+
+
+def free_shared_buffers(comm) -> None:
+    """Free the slab transform's shared-memory windows on ``comm`` (collective over it)."""
+    for key in [key for key, entry in _SHARED_BUFFERS.items() if entry[0] is comm]:
+        _SHARED_BUFFERS.pop(key)[1].Free()
+
+
 def _blocks(n: int, size: int) -> list[slice]:
     """``n`` indices split into ``size`` contiguous blocks, the first ``n % size`` one longer
     (mpi4py-fft's distribution, so both transforms lay out the same slabs)."""
@@ -383,7 +393,6 @@ class SlabBackend(PlannedBackend):
 
         self._MPI = MPI
         self.exchange = mpi_exchange(comm)
-        self._windows: list = []
 
     # --- the plan of one batch size: buffers, FFTW plans and the all-to-all's counts ------------
     def _plan(self, lead: tuple) -> dict:
@@ -416,8 +425,8 @@ class SlabBackend(PlannedBackend):
         plan["bwd_send"], plan["bwd_recv"] = plan["fwd_recv"], plan["fwd_send"]
         if self.exchange == "shared":
             # the two buffers read across ranks, in shared memory: rows (forward), cols_in (backward)
-            plan["peer_rows"] = self._shared(plan["rows"], [plan["rows"].shape] * p)
-            plan["peer_cols_in"] = self._shared(plan["cols_in"], [(k, nx, wd) for wd in widths])
+            plan["peer_rows"] = self._shared("rows", plan["rows"], [plan["rows"].shape] * p)
+            plan["peer_cols_in"] = self._shared("cols_in", plan["cols_in"], [(k, nx, wd) for wd in widths])
             plan["rows"], plan["cols_in"] = plan["peer_rows"][rank], plan["peer_cols_in"][rank]
         if self._fftw:
             fw, flags = self._fftw, ("FFTW_MEASURE",)
@@ -440,26 +449,32 @@ class SlabBackend(PlannedBackend):
         counts[own] = 0
         return counts, displs
 
-    def _shared(self, like, shapes) -> list:
+    def _shared(self, name: str, like, shapes) -> list:
         """One buffer per rank shaped ``shapes[rank]``, all in one shared-memory window (collective):
-        every rank's, as numpy arrays this rank can read. The window lives as long as the backend."""
+        every rank's, as numpy arrays this rank can read. Kept in ``_SHARED_BUFFERS`` and reused by
+        every slab backend of this communicator with the same buffer, shape and dtype, so that a run
+        that builds a solver per trajectory does not leave a window behind for each."""
+        key = (id(self.comm), name, like.shape, like.dtype.str)
+        entry = _SHARED_BUFFERS.get(key)
+        if entry is not None and entry[0] is self.comm:
+            return entry[2]
         MPI = self._MPI
         info = MPI.Info.Create()
         info.Set("alloc_shared_noncontig", "true")  # each rank's part page-aligned, on its own pages
         win = MPI.Win.Allocate_shared(like.nbytes, like.itemsize, info=info, comm=self.comm)
         info.Free()
-        self._windows.append(win)
         views = []
         for r, shape in enumerate(shapes):
             buf, _ = win.Shared_query(r)
             views.append(np.frombuffer(buf, dtype=like.dtype, count=int(np.prod(shape))).reshape(shape))
+        _SHARED_BUFFERS[key] = (self.comm, win, views)  # the communicator is held: its id stays unique
         return views
 
     def close(self):
-        """Free the shared-memory windows (collective); the backend cannot transform afterwards."""
+        """Free the shared-memory windows of every slab backend on this communicator (collective);
+        those backends cannot transform afterwards (new ones can)."""
         self._plans.clear()
-        while self._windows:
-            self._windows.pop().Free()
+        free_shared_buffers(self.comm)
 
     def _exchange(self, plan, send_counts, recv_counts):
         if self.comm.size > 1:
