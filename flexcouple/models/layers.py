@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "conv3x3", "periodic_conv3x3", "wrap_pad", "group_norm", "zero_init", "FourierEmbedding", "ScalarMLP", "ResBlock",
-    "Attention", "TransformerBlock", "EmbedSequential", "NoScaleDropout", "interpolate_positions",
+    "conv3x3", "periodic_conv3x3", "wrap_pad", "group_norm", "zero_init", "FourierEmbedding", "ScalarMLP",
+    "ResBlock", "Attention", "TransformerBlock", "EmbedSequential", "NoScaleDropout", "interpolate_positions",
 ]
 
 
@@ -104,11 +104,12 @@ class PeriodicConv2d(nn.Conv2d):
     (``benchmarks/bench_flex_speed.py``):
 
     * with gradients (training): ``conv(wrap_pad(x))`` in the input's layout;
-    * without (sampling, ``torch.no_grad`` / ``inference_mode``) on CPU: ``periodic_conv3x3`` on
-      channels-last activations with a channels-last copy of the weight, cached until the weight
-      changes. oneDNN then convolves without reordering; 2-step ``tiny`` sampling at 256^2 took
-      0.91 s against 1.11 s. (Channels-last in training was slower here, and so was the thin-halo
-      convolution's backward.)
+    * without (sampling, ``torch.no_grad`` / ``inference_mode``) on CPU: channels-last, with a
+      channels-last copy of the weight cached until the weight changes (oneDNN then convolves without
+      reordering), and ``periodic_conv3x3`` (no padded copy) on fields of ``HALO_MIN_CELLS`` and more,
+      a channels-last wrap-padded copy below. 2-step ``tiny`` sampling, against the NCHW padded path:
+      0.130 / 0.141 s at 64^2, 0.264 / 0.358 s at 128^2, 0.978 / 1.206 s at 256^2. (Channels-last in
+      training was slower here, and so was the thin halo convolutions' backward.)
     """
 
     #: below this many cells a field is padded (a cheap copy there) rather than convolved with halo terms
@@ -127,8 +128,11 @@ class PeriodicConv2d(nn.Conv2d):
         """The weight in channels-last layout, remade when the weight changes (optimizer step, load,
         move): keyed on its storage, version counter, dtype and device."""
         w = self.weight
-        key = (w.data_ptr(), w._version, w.dtype, w.device)
-        if self.__dict__.get("_inference_key") != key:
+        try:
+            key = (w.data_ptr(), w._version, w.dtype, w.device)
+        except RuntimeError:  # an inference tensor (made under inference_mode) has no version counter
+            key = None
+        if key is None or self.__dict__.get("_inference_key") != key:
             # canonical channels-last strides even where one input channel makes both layouts contiguous
             # (``contiguous`` would keep NCHW strides there, and oneDNN would then stay in NCHW)
             self.__dict__["_inference_weight_cl"] = torch.empty_like(

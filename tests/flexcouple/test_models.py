@@ -299,3 +299,15 @@ def test_periodic_conv_sampling_path_matches_the_training_path(size):
                 - conv.bias.view(1, -1, 1, 1)).abs().max() < 1e-4 * trained.abs().max()
     with torch.inference_mode():  # also under inference_mode (the coupling's surrogate calls)
         assert torch.isfinite(conv(x)).all()
+
+
+def test_periodic_conv_built_under_inference_mode_samples():
+    """Weights made under inference_mode have no version counter: the sampling path copies them each call."""
+    from flexcouple.models.layers import PeriodicConv2d
+
+    with torch.inference_mode():
+        conv = PeriodicConv2d(2, 4, 3, padding=0)
+        x = torch.randn(1, 2, 8, 8)
+        a = conv(x)
+        conv.weight.zero_()
+        assert torch.equal(conv(x), conv.bias.view(1, -1, 1, 1).expand_as(a))
