@@ -411,23 +411,25 @@ class SlabBackend(PlannedBackend):
             # the input of one transform while it still reads the output of the other
             "real_in": empty((k, nxl, ny), dtype=self.real_dtype),    # forward: physical slab in
             "real": empty((k, nxl, ny), dtype=self.real_dtype),       # backward: physical slab out
-            "rows": empty((k, nxl, nyc), dtype=self.complex_dtype),   # after the FFT along y
             "cols": empty((k, nx, w), dtype=self.complex_dtype),      # forward: spectral slab out
-            "cols_in": empty((k, nx, w), dtype=self.complex_dtype),   # backward: spectral slab in
-            # the exchange's flat buffers, large enough for either direction
-            "send": np.empty(k * nx * max(widths), dtype=self.complex_dtype),
-            "recv": np.empty(k * nx * max(widths), dtype=self.complex_dtype),
-            # forward: to rank d the local rows' columns of block d; from every rank, its rows of ours.
-            # This rank's own block is copied directly, not through MPI (count 0, its slot left unused).
-            "fwd_send": self._counts([k * nxl * wd for wd in widths], rank),
-            "fwd_recv": self._counts([k * nxl * w] * p, rank),
         }
-        plan["bwd_send"], plan["bwd_recv"] = plan["fwd_recv"], plan["fwd_send"]
         if self.exchange == "shared":
-            # the two buffers read across ranks, in shared memory: rows (forward), cols_in (backward)
-            plan["peer_rows"] = self._shared("rows", plan["rows"], [plan["rows"].shape] * p)
-            plan["peer_cols_in"] = self._shared("cols_in", plan["cols_in"], [(k, nx, wd) for wd in widths])
+            # the two buffers read across ranks live in shared memory: rows after the FFT along y
+            # (read by the forward exchange), the spectral slab in (read by the backward one)
+            plan["peer_rows"] = self._shared("rows", [(k, nxl, nyc)] * p)
+            plan["peer_cols_in"] = self._shared("cols_in", [(k, nx, wd) for wd in widths])
             plan["rows"], plan["cols_in"] = plan["peer_rows"][rank], plan["peer_cols_in"][rank]
+        else:
+            plan["rows"] = empty((k, nxl, nyc), dtype=self.complex_dtype)
+            plan["cols_in"] = empty((k, nx, w), dtype=self.complex_dtype)
+            # the Alltoallv's flat buffers, large enough for either direction; forward: to rank d the
+            # local rows' columns of block d, from every rank its rows of ours. This rank's own block
+            # is copied directly, not through MPI (count 0, its slot left unused).
+            plan["send"] = np.empty(k * nx * max(widths), dtype=self.complex_dtype)
+            plan["recv"] = np.empty(k * nx * max(widths), dtype=self.complex_dtype)
+            plan["fwd_send"] = self._counts([k * nxl * wd for wd in widths], rank)
+            plan["fwd_recv"] = self._counts([k * nxl * w] * p, rank)
+            plan["bwd_send"], plan["bwd_recv"] = plan["fwd_recv"], plan["fwd_send"]
         if self._fftw:
             fw, flags = self._fftw, ("FFTW_MEASURE",)
             plan["y_fwd"] = fw.FFTW(plan["real_in"], plan["rows"], axes=(2,), direction="FFTW_FORWARD",
@@ -449,24 +451,26 @@ class SlabBackend(PlannedBackend):
         counts[own] = 0
         return counts, displs
 
-    def _shared(self, name: str, like, shapes) -> list:
-        """One buffer per rank shaped ``shapes[rank]``, all in one shared-memory window (collective):
-        every rank's, as numpy arrays this rank can read. Kept in ``_SHARED_BUFFERS`` and reused by
-        every slab backend of this communicator with the same buffer, shape and dtype, so that a run
-        that builds a solver per trajectory does not leave a window behind for each."""
-        key = (id(self.comm), name, like.shape, like.dtype.str)
+    def _shared(self, name: str, shapes) -> list:
+        """One complex buffer per rank shaped ``shapes[rank]``, all in one shared-memory window
+        (collective): every rank's, as numpy arrays this rank can read. Kept in ``_SHARED_BUFFERS`` and
+        reused by every slab backend of this communicator with the same buffer, shape and dtype, so
+        that a run that builds a solver per trajectory does not leave a window behind for each."""
+        dtype = np.dtype(self.complex_dtype)
+        mine = shapes[self.comm.rank]
+        key = (id(self.comm), name, mine, dtype.str)
         entry = _SHARED_BUFFERS.get(key)
         if entry is not None and entry[0] is self.comm:
             return entry[2]
         MPI = self._MPI
         info = MPI.Info.Create()
         info.Set("alloc_shared_noncontig", "true")  # each rank's part page-aligned, on its own pages
-        win = MPI.Win.Allocate_shared(like.nbytes, like.itemsize, info=info, comm=self.comm)
+        win = MPI.Win.Allocate_shared(int(np.prod(mine)) * dtype.itemsize, dtype.itemsize, info=info, comm=self.comm)
         info.Free()
         views = []
         for r, shape in enumerate(shapes):
             buf, _ = win.Shared_query(r)
-            views.append(np.frombuffer(buf, dtype=like.dtype, count=int(np.prod(shape))).reshape(shape))
+            views.append(np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape))
         _SHARED_BUFFERS[key] = (self.comm, win, views)  # the communicator is held: its id stays unique
         return views
 
@@ -564,8 +568,7 @@ class SlabBackend(PlannedBackend):
     @staticmethod
     def _fill(buf, a):
         """Copy ``a`` into a plan buffer unless it is that buffer (or a view of all of it)."""
-        if not (a.__array_interface__["data"][0] == buf.__array_interface__["data"][0] and a.size == buf.size
-                and a.flags.c_contiguous):
+        if not (a.ctypes.data == buf.ctypes.data and a.size == buf.size and a.flags.c_contiguous):
             buf[...] = a.reshape(buf.shape)
 
     def forward_view(self, field):
