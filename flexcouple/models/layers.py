@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "conv3x3", "periodic_conv3x3", "wrap_pad", "group_norm", "zero_init", "FourierEmbedding", "ScalarMLP",
+    "conv3x3", "periodic_conv3x3", "wrap_pad", "silu_dropout_conv", "group_norm", "zero_init", "FourierEmbedding", "ScalarMLP",
     "ResBlock", "Attention", "TransformerBlock", "EmbedSequential", "NoScaleDropout", "interpolate_positions",
 ]
 
@@ -72,6 +72,61 @@ def _wrap_padded(x: torch.Tensor, memory_format=torch.contiguous_format) -> torc
 def wrap_pad(x: torch.Tensor) -> torch.Tensor:
     """``x`` padded periodically by one cell on each side of the last two axes."""
     return _WrapPad.apply(x)
+
+
+class _SiLUWrapPad(torch.autograd.Function):
+    """``wrap_pad(SiLU(x) * keep)`` (``keep``: a dropout mask already scaled by 1 / (1 - p), or None)
+    written straight into the padded buffer.
+
+    ``wrap_pad`` after the activation copies every activation once more; here the activation (and
+    the dropout mask) is computed into the centre of the padded buffer and the halo copied from it.
+    The backward folds the padded gradient as ``_WrapPad`` does (into a new tensor: the incoming one
+    is not modified), masks it in place and applies SiLU's derivative: one temporary fewer than
+    autograd through the three. The same values as ``wrap_pad(dropout(F.silu(x)))`` with the same
+    mask, to round-off (tested). (Reading the padded gradient's centre in place and adding the halo
+    as thin strips after measured no faster: the strided reads and the strips' calls cost what the
+    copy saves.)
+    """
+
+    @staticmethod
+    def forward(ctx, x, keep):
+        h, w = x.shape[-2:]
+        out = torch.empty(x.shape[:-2] + (h + 2, w + 2), dtype=x.dtype, device=x.device)
+        centre = out[..., 1:-1, 1:-1]
+        torch.ops.aten.silu.out(x, out=centre)
+        if keep is not None:
+            centre.mul_(keep)
+        out[..., 0, 1:-1] = out[..., -2, 1:-1]
+        out[..., -1, 1:-1] = out[..., 1, 1:-1]
+        out[..., :, 0] = out[..., :, -2]  # columns last, so the corners wrap diagonally
+        out[..., :, -1] = out[..., :, 1]
+        ctx.save_for_backward(x, keep)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, keep = ctx.saved_tensors
+        gx = _WrapPad.backward(ctx, g)  # a new tensor: the centre, the halo folded onto the edges
+        if keep is not None:
+            gx.mul_(keep)
+        return torch.ops.aten.silu_backward(gx, x), None
+
+
+def silu_dropout_conv(conv: nn.Conv2d, x: torch.Tensor, dropout: nn.Dropout | None = None) -> torch.Tensor:
+    """``conv(dropout(F.silu(x)))``; for a periodic 3x3 convolution in training (gradients on), the
+    activation, the dropout and the periodic padding in one buffer (``_SiLUWrapPad``). A ``tiny`` FLEX
+    training step (batch 4, 2 CPU threads, variants shuffled in one process): 1.72 against 1.93 s at
+    128^2, 9.49 against 10.88 s at 256^2, no change at 64^2. Elsewhere the three apart."""
+    if isinstance(conv, PeriodicConv2d) and conv.stride == (1, 1) and torch.is_grad_enabled() and x.dim() == 4:
+        keep = None
+        if dropout is not None and dropout.training and dropout.p > 0:
+            if dropout.p >= 1:
+                keep = torch.zeros_like(x)
+            else:  # as nn.Dropout draws it: one Bernoulli(1 - p) per element, scaled by 1 / (1 - p)
+                keep = torch.empty_like(x).bernoulli_(1 - dropout.p).div_(1 - dropout.p)
+        return F.conv2d(_SiLUWrapPad.apply(x, keep), conv.weight, conv.bias, 1, 0)
+    h = F.silu(x)
+    return conv(dropout(h) if dropout is not None else h)
 
 
 def periodic_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -237,13 +292,15 @@ class ResBlock(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = F.silu(self.in_norm(x))
-        # resample between the activation and the conv, as in the reference, so the conv sees the new grid
-        h = self.in_conv(self._resample(h))
-        x = self._resample(x)
+        if self.resample is None:
+            h = silu_dropout_conv(self.in_conv, self.in_norm(x))
+        else:
+            # resample between the activation and the conv, as in the reference, so the conv sees the new grid
+            h = self.in_conv(self._resample(F.silu(self.in_norm(x))))
+            x = self._resample(x)
         scale, shift = self.emb_proj(F.silu(emb)).to(h.dtype)[:, :, None, None].chunk(2, dim=1)
         h = self.out_norm(h) * (1 + scale) + shift
-        h = self.out_conv(self.dropout(F.silu(h)))
+        h = silu_dropout_conv(self.out_conv, h, self.dropout)
         return self.skip(x) + h
 
 

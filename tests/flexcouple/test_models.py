@@ -276,6 +276,62 @@ def test_periodic_conv_without_padding_equals_the_padded_one_with_its_gradients(
             assert (a - b).abs().max() < 1e-12, (c, h, w)
 
 
+def test_silu_wrap_pad_equals_activation_dropout_and_padding_apart():
+    """_SiLUWrapPad(x, keep) is wrap_pad(silu(x) * keep), values and (gradcheck) gradients, with and
+    without a mask, and leaves the incoming gradient as it was."""
+    import torch.nn.functional as F
+
+    from flexcouple.models.layers import _SiLUWrapPad, wrap_pad
+
+    g = torch.Generator().manual_seed(1)
+    for shape in [(1, 1, 1, 1), (2, 3, 4, 7), (1, 2, 5, 3)]:
+        x = torch.randn(*shape, dtype=torch.float64, generator=g, requires_grad=True)
+        mask = (torch.rand(*shape, dtype=torch.float64, generator=g) > 0.3).double() / 0.7
+        for keep in (None, mask):
+            expected = wrap_pad(F.silu(x) if keep is None else F.silu(x) * keep)
+            got = _SiLUWrapPad.apply(x, keep)
+            assert (got - expected).abs().max() < 1e-15, shape
+            assert torch.autograd.gradcheck(lambda t: _SiLUWrapPad.apply(t, keep), (x,))
+            up = torch.randn(got.shape, dtype=torch.float64, generator=g)
+            before = up.clone()
+            (a,), (b,) = torch.autograd.grad(got, (x,), up), torch.autograd.grad(expected, (x,), up)
+            assert (a - b).abs().max() < 1e-14 and torch.equal(up, before)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_resblock_fused_activation_path_equals_the_plain_one(periodic, monkeypatch):
+    """In training (dropout drawn), a ResBlock through silu_dropout_conv gives the plain
+    conv(dropout(silu(.))) path's output and gradients from the same seed (the same dropout draws)."""
+    import torch.nn.functional as F
+
+    from flexcouple.models import layers
+
+    block = layers.ResBlock(8, 16, 12, dropout=0.3, periodic=periodic).double()
+    for p in block.parameters():  # out_conv starts at zero: give every weight a value
+        torch.nn.init.normal_(p, std=0.2)
+    block.train()
+    x = torch.randn(2, 8, 12, 10, dtype=torch.float64, requires_grad=True)
+    emb = torch.randn(2, 12, dtype=torch.float64)
+
+    def run():
+        torch.manual_seed(7)
+        out = block(x, emb)
+        return [out] + list(torch.autograd.grad(out.square().sum(), [x] + list(block.parameters())))
+
+    fused = run()
+    monkeypatch.setattr(layers, "silu_dropout_conv",
+                        lambda conv, h, dropout=None: conv(dropout(F.silu(h)) if dropout is not None else F.silu(h)))
+    plain = run()
+    for a, b in zip(fused, plain):
+        assert (a - b).abs().max() <= 1e-12 * (1 + b.abs().max())
+    assert not torch.equal(fused[0], block(x, emb))  # dropout is drawn: a new seed changes the output
+    monkeypatch.undo()
+    block.eval()  # no dropout: the fused path without a mask equals the sampling path (no gradients)
+    with torch.no_grad():
+        sampled = block(x, emb)
+    assert (block(x, emb) - sampled).abs().max() <= 1e-12 * (1 + sampled.abs().max())
+
+
 @pytest.mark.parametrize("size", [16, 128])  # below and above PeriodicConv2d.HALO_MIN_CELLS
 def test_periodic_conv_sampling_path_matches_the_training_path(size):
     """Without gradients (sampling) PeriodicConv2d runs channels-last, padded or with halo terms by
