@@ -93,8 +93,12 @@ class FFTBackend:
         """Inverse transform without the 1 / (nx ny) factor; may overwrite its input."""
         return self._backward(spectrum) * (self.shape[0] * self.shape[1])
 
-    def forward_view(self, field):
-        """Forward transform; the result may be a buffer that the next call overwrites."""
+    def forward_view(self, field, columns: int | None = None):
+        """Forward transform; the result may be a buffer that the next call overwrites.
+
+        ``columns``: only the first ``columns`` columns of the half spectrum (the lowest |ky|, on this
+        rank's global index) are needed; the others may then hold any finite values (a backend may
+        skip their transforms along x). None: all of them."""
         return self._forward(field)
 
     # --- array helpers ----------------------------------------------------------------------
@@ -199,12 +203,39 @@ class PyFFTWBackend(PlannedBackend):
     def real_buffer(self, lead=()):
         return self._plan("forward", tuple(lead)).input_array
 
-    def forward_view(self, field):
-        plan = self._plan("forward", tuple(field.shape[:-2]))
+    def forward_view(self, field, columns: int | None = None):
+        lead = tuple(field.shape[:-2])
+        plan = self._plan("forward", lead)
         if field is not plan.input_array:
             plan.input_array[...] = field
-        plan.execute()
+        if columns is None or columns >= self.spectral_shape[1]:
+            plan.execute()
+        else:
+            rows, cols = self._pruned_plans(lead, columns)
+            rows.execute()
+            cols.execute()
         return plan.output_array
+
+    def _pruned_plans(self, lead: tuple, columns: int):
+        """The forward transform in two passes that skips the columns past ``columns``: real-to-complex
+        along y on every row, then along x on the first ``columns`` columns only (in place). In the
+        full plan's own buffers, which hold data when this is planned: saved and restored around the
+        planning (FFTW_MEASURE overwrites the arrays it plans on)."""
+        key = ("forward_pruned", lead, columns)
+        plans = self._plans.get(key)
+        if plans is None:
+            fw = self._pyfftw
+            full = self._plan("forward", lead)
+            real, cplx = full.input_array, full.output_array
+            saved = real.copy()
+            view = cplx[..., :columns]
+            plans = (fw.FFTW(real, cplx, axes=(-1,), direction="FFTW_FORWARD", flags=(self._effort,),
+                             threads=self.threads),
+                     fw.FFTW(view, view, axes=(-2,), direction="FFTW_FORWARD", flags=(self._effort,),
+                             threads=self.threads))
+            real[...] = saved
+            self._plans[key] = plans
+        return plans
 
     def backward_unscaled(self, spectrum):
         plan = self._plan("backward", tuple(spectrum.shape[:-2]))
@@ -571,7 +602,7 @@ class SlabBackend(PlannedBackend):
         if not (a.ctypes.data == buf.ctypes.data and a.size == buf.size and a.flags.c_contiguous):
             buf[...] = a.reshape(buf.shape)
 
-    def forward_view(self, field):
+    def forward_view(self, field, columns: int | None = None):
         lead = tuple(field.shape[:-2])
         plan = self._plan(lead)
         self._fill(plan["real_in"], field)

@@ -138,4 +138,9 @@ def test_the_solver_table_shows_the_fused_kernel_rows(tmp_path):
                                            {"n": 512, "dtype": "float64", "skipped": "numba is not installed"}]})
     block = mt.render("solver", tmp_path)
     assert "| 256 | float64 | 8 | 6 | 0.75 | 0.0e+00 (100) |" in block
+    assert "| pyfftw | float64 | 1 | 8 (2) |" in block  # no performed-FFT ratio recorded: the floor's only
+    write(tmp_path, "solver", {"command": "c", "machine": MACHINE,
+                               "backends": [dict(row, ratio_to_performed_ffts=2.5), dict(row, backend="numpy")]})
+    block = mt.render("solver", tmp_path)
+    assert "| pyfftw | float64 | 1 | 8 (2 / 2.5) |" in block and "| numpy | float64 | 1 | 8 (2) |" in block
     assert "| 512 | float64 |" not in block  # a skipped row has no numbers to show
