@@ -9,9 +9,10 @@ and 256^2, super-resolution task:
 for FLEX (our default, circular padding), FLEX with zero padding (exactly the reference's
 operations), the UNet and UViT baselines at FLEX's parameter count, and, with ``--reference DIR``
 (a checkout of github.com/ViniciusMikuni/FLEX that is never committed here; it needs einops), the
-reference FLEX on the same configuration in the same run. Ours and the reference are measured
-alternately (A B A B ...) so that load changes on a shared machine hit both alike; each figure is
-the minimum over repeats (the least-disturbed run), the median is stored too.
+reference FLEX on the same configuration in the same run. The models are measured alternately, in a
+new seeded order each round, so that load changes on a shared machine and the state one model leaves
+for the next hit all alike; each figure is the minimum over repeats (the least-disturbed run), the
+median is stored too.
 
 Writes benchmarks/results/flex_speed.json and flex_speed.png.
 """
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -127,7 +129,9 @@ def time_sample(entry, batch, device) -> float:
 
 
 def measure_group(runners: dict, size, resolution, repeats, device) -> list[dict]:
-    """Alternate the models run by run (A B C A B C ...), after one warm-up each."""
+    """Alternate the models run by run, in a new (seeded) order each round (A B C, C A B, ...): the
+    step that follows another model's measured up to 15% slower here (allocator and cache state), so a
+    fixed order would favour one model; after one warm-up each."""
     b = batch_size_for(size, resolution)
     train_batch, sample_batch = make_batch(b, resolution, device), make_batch(1, resolution, device)
     entries = {}
@@ -139,8 +143,11 @@ def measure_group(runners: dict, size, resolution, repeats, device) -> list[dict
                          "train": [], "sample": [], "load": []}
         time_train_step(entries[name], train_batch, device)  # warm-up (allocations, oneDNN kernels)
         time_sample(entries[name], sample_batch, device)
+    order = random.Random(f"{size}/{resolution}")
     for _ in range(repeats):
-        for e in entries.values():
+        names = list(entries)
+        order.shuffle(names)
+        for e in (entries[name] for name in names):
             e["load"].append(os.getloadavg()[0])
             e["train"].append(time_train_step(e, train_batch, device))
             e["sample"].append(time_sample(e, sample_batch, device))
