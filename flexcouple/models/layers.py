@@ -112,11 +112,51 @@ class _SiLUWrapPad(torch.autograd.Function):
         return torch.ops.aten.silu_backward(gx, x), None
 
 
+class _PeriodicConv3x3(torch.autograd.Function):
+    """``conv(wrap_pad(a))`` (3x3, stride 1) with ``a = SiLU(x) * keep`` (``silu``; ``keep`` a scaled
+    dropout mask or None) or ``a = x``, differentiated without a padded gradient.
+
+    Through autograd, the convolution's backward makes the gradient of the padded input, (H+2) x
+    (W+2) cells, which ``wrap_pad``'s backward then folds onto the edges. The gradient of a periodic
+    convolution is itself a periodic convolution: ``conv(wrap_pad(g), w')`` with ``w'`` the kernel
+    flipped in space and transposed in channels, H x W cells, and nothing to fold; the weight's
+    gradient is the library's, on the padded input kept from the forward. Equal to autograd through
+    the parts to round-off (tested, with gradcheck).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, keep, silu):
+        padded = _SiLUWrapPad.forward(ctx, x, keep) if silu else _wrap_padded(x)
+        ctx.silu, ctx.has_bias = silu, bias is not None
+        ctx.save_for_backward(padded, weight, x if silu else None, keep)
+        return F.conv2d(padded, weight, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        padded, weight, x, keep = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g = g.contiguous()
+        gx = gw = gb = None
+        if need_w or (need_b and ctx.has_bias):
+            _, gw, gb = torch.ops.aten.convolution_backward(
+                g, padded, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [0, 0], [1, 1], False,
+                [0, 0], 1, [False, need_w, need_b and ctx.has_bias])
+        if need_x:
+            gx = F.conv2d(_wrap_padded(g), weight.transpose(0, 1).flip(-2, -1))
+            if ctx.silu:
+                if keep is not None:
+                    gx.mul_(keep)
+                gx = torch.ops.aten.silu_backward(gx, x)
+        return gx, gw, gb, None, None
+
+
 def silu_dropout_conv(conv: nn.Conv2d, x: torch.Tensor, dropout: nn.Dropout | None = None) -> torch.Tensor:
     """``conv(dropout(F.silu(x)))``; for a periodic 3x3 convolution in training (gradients on), the
-    activation, the dropout and the periodic padding in one buffer (``_SiLUWrapPad``). A ``tiny`` FLEX
-    training step (batch 4, 2 CPU threads, variants shuffled in one process): 1.72 against 1.93 s at
-    128^2, 9.49 against 10.88 s at 256^2, no change at 64^2. Elsewhere the three apart."""
+    activation, the dropout and the periodic padding in one buffer (``_SiLUWrapPad``), differentiated
+    by ``_PeriodicConv3x3``. A ``tiny`` FLEX training step (batch 4, 2 CPU threads, variants shuffled
+    in one process), the fused buffer alone against the three apart: 1.72 against 1.93 s at 128^2,
+    9.49 against 10.88 s at 256^2, no change at 64^2; with ``_PeriodicConv3x3``'s backward on top:
+    0.59 / 1.67 / 9.20 s against 0.63 / 1.83 / 9.90 s (64^2 / 128^2 / 256^2). Elsewhere the three apart."""
     if isinstance(conv, PeriodicConv2d) and conv.stride == (1, 1) and torch.is_grad_enabled() and x.dim() == 4:
         keep = None
         if dropout is not None and dropout.training and dropout.p > 0:
@@ -124,7 +164,7 @@ def silu_dropout_conv(conv: nn.Conv2d, x: torch.Tensor, dropout: nn.Dropout | No
                 keep = torch.zeros_like(x)
             else:  # as nn.Dropout draws it: one Bernoulli(1 - p) per element, scaled by 1 / (1 - p)
                 keep = torch.empty_like(x).bernoulli_(1 - dropout.p).div_(1 - dropout.p)
-        return F.conv2d(_SiLUWrapPad.apply(x, keep), conv.weight, conv.bias, 1, 0)
+        return _PeriodicConv3x3.apply(x, conv.weight, conv.bias, keep, True)
     h = F.silu(x)
     return conv(dropout(h) if dropout is not None else h)
 
@@ -158,7 +198,8 @@ class PeriodicConv2d(nn.Conv2d):
     (equal to round-off, tested), each where it measured faster on this CPU
     (``benchmarks/bench_flex_speed.py``):
 
-    * with gradients (training): ``conv(wrap_pad(x))`` in the input's layout;
+    * with gradients (training): ``conv(wrap_pad(x))`` in the input's layout, differentiated by
+      ``_PeriodicConv3x3`` (no padded gradient to fold);
     * without (sampling, ``torch.no_grad`` / ``inference_mode``) on CPU: channels-last, with a
       channels-last copy of the weight cached until the weight changes (oneDNN then convolves without
       reordering), and ``periodic_conv3x3`` (no padded copy) on fields of ``HALO_MIN_CELLS`` and more,
@@ -177,6 +218,8 @@ class PeriodicConv2d(nn.Conv2d):
             if x.shape[-2] * x.shape[-1] >= self.HALO_MIN_CELLS:
                 return periodic_conv3x3(x, weight, self.bias)
             return F.conv2d(_wrap_padded(x, torch.channels_last), weight, self.bias, 1, 0)
+        if self.stride == (1, 1) and x.dim() == 4:
+            return _PeriodicConv3x3.apply(x, self.weight, self.bias, None, False)
         return F.conv2d(wrap_pad(x), self.weight, self.bias, self.stride, 0)
 
     def _inference_weight(self) -> torch.Tensor:
