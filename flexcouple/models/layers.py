@@ -150,6 +150,12 @@ class _PeriodicConv3x3(torch.autograd.Function):
         return gx, gw, gb, None, None
 
 
+def _autocast(x: torch.Tensor) -> bool:
+    """Whether autocast is on for ``x``'s device (``_PeriodicConv3x3`` then steps aside: under autocast
+    the convolution's output, hence its gradient, is in the low precision and the saved input not)."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def silu_dropout_conv(conv: nn.Conv2d, x: torch.Tensor, dropout: nn.Dropout | None = None) -> torch.Tensor:
     """``conv(dropout(F.silu(x)))``; for a periodic 3x3 convolution in training (gradients on), the
     activation, the dropout and the periodic padding in one buffer (``_SiLUWrapPad``), differentiated
@@ -164,6 +170,8 @@ def silu_dropout_conv(conv: nn.Conv2d, x: torch.Tensor, dropout: nn.Dropout | No
                 keep = torch.zeros_like(x)
             else:  # as nn.Dropout draws it: one Bernoulli(1 - p) per element, scaled by 1 / (1 - p)
                 keep = torch.empty_like(x).bernoulli_(1 - dropout.p).div_(1 - dropout.p)
+        if _autocast(x):  # mixed precision: the library's backward (ours would mix dtypes)
+            return F.conv2d(_SiLUWrapPad.apply(x, keep), conv.weight, conv.bias, 1, 0)
         return _PeriodicConv3x3.apply(x, conv.weight, conv.bias, keep, True)
     h = F.silu(x)
     return conv(dropout(h) if dropout is not None else h)
@@ -218,7 +226,7 @@ class PeriodicConv2d(nn.Conv2d):
             if x.shape[-2] * x.shape[-1] >= self.HALO_MIN_CELLS:
                 return periodic_conv3x3(x, weight, self.bias)
             return F.conv2d(_wrap_padded(x, torch.channels_last), weight, self.bias, 1, 0)
-        if self.stride == (1, 1) and x.dim() == 4:
+        if self.stride == (1, 1) and x.dim() == 4 and not _autocast(x):
             return _PeriodicConv3x3.apply(x, self.weight, self.bias, None, False)
         return F.conv2d(wrap_pad(x), self.weight, self.bias, self.stride, 0)
 

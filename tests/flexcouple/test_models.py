@@ -394,3 +394,17 @@ def test_periodic_conv_built_under_inference_mode_samples():
         a = conv(x)
         conv.weight.zero_()
         assert torch.equal(conv(x), conv.bias.view(1, -1, 1, 1).expand_as(a))
+
+
+def test_periodic_conv_trains_under_cpu_autocast():
+    """Under autocast (bf16 on CPU here; CUDA's is the same switch) the training path steps aside for
+    the library's backward: a ResBlock's forward and backward run and give finite gradients."""
+    from flexcouple.models import layers
+
+    block = layers.ResBlock(4, 8, 6, dropout=0.1, periodic=True)
+    block.train()
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x, torch.randn(2, 6))
+    out.float().square().sum().backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in block.parameters())
