@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "conv3x3", "periodic_conv3x3", "wrap_pad", "silu_dropout_conv", "group_norm", "zero_init", "FourierEmbedding", "ScalarMLP",
-    "ResBlock", "Attention", "TransformerBlock", "EmbedSequential", "NoScaleDropout", "interpolate_positions",
+    "conv3x3", "periodic_conv3x3", "wrap_pad", "silu_dropout_conv", "group_norm", "zero_init", "FourierEmbedding",
+    "ScalarMLP", "ResBlock", "Attention", "TransformerBlock", "EmbedSequential", "NoScaleDropout", "interpolate_positions",
 ]
 
 
@@ -74,6 +74,21 @@ def wrap_pad(x: torch.Tensor) -> torch.Tensor:
     return _WrapPad.apply(x)
 
 
+def _silu_wrap_padded(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """A new buffer holding ``SiLU(x) * keep`` wrapped by one cell on each side (no autograd)."""
+    h, w = x.shape[-2:]
+    out = torch.empty(x.shape[:-2] + (h + 2, w + 2), dtype=x.dtype, device=x.device)
+    centre = out[..., 1:-1, 1:-1]
+    torch.ops.aten.silu.out(x, out=centre)
+    if keep is not None:
+        centre.mul_(keep)
+    out[..., 0, 1:-1] = out[..., -2, 1:-1]
+    out[..., -1, 1:-1] = out[..., 1, 1:-1]
+    out[..., :, 0] = out[..., :, -2]  # columns last, so the corners wrap diagonally
+    out[..., :, -1] = out[..., :, 1]
+    return out
+
+
 class _SiLUWrapPad(torch.autograd.Function):
     """``wrap_pad(SiLU(x) * keep)`` (``keep``: a dropout mask already scaled by 1 / (1 - p), or None)
     written straight into the padded buffer.
@@ -90,18 +105,8 @@ class _SiLUWrapPad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, keep):
-        h, w = x.shape[-2:]
-        out = torch.empty(x.shape[:-2] + (h + 2, w + 2), dtype=x.dtype, device=x.device)
-        centre = out[..., 1:-1, 1:-1]
-        torch.ops.aten.silu.out(x, out=centre)
-        if keep is not None:
-            centre.mul_(keep)
-        out[..., 0, 1:-1] = out[..., -2, 1:-1]
-        out[..., -1, 1:-1] = out[..., 1, 1:-1]
-        out[..., :, 0] = out[..., :, -2]  # columns last, so the corners wrap diagonally
-        out[..., :, -1] = out[..., :, 1]
         ctx.save_for_backward(x, keep)
-        return out
+        return _silu_wrap_padded(x, keep)
 
     @staticmethod
     def backward(ctx, g):
@@ -126,7 +131,7 @@ class _PeriodicConv3x3(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, keep, silu):
-        padded = _SiLUWrapPad.forward(ctx, x, keep) if silu else _wrap_padded(x)
+        padded = _silu_wrap_padded(x, keep) if silu else _wrap_padded(x)
         ctx.silu, ctx.has_bias = silu, bias is not None
         ctx.save_for_backward(padded, weight, x if silu else None, keep)
         return F.conv2d(padded, weight, bias)
