@@ -62,8 +62,13 @@ def _wrap_padded(x: torch.Tensor, memory_format=torch.contiguous_format) -> torc
     h, w = x.shape[-2:]
     out = torch.empty(x.shape[:-2] + (h + 2, w + 2), dtype=x.dtype, device=x.device, memory_format=memory_format)
     out[..., 1:-1, 1:-1] = x
-    out[..., 0, 1:-1] = x[..., -1, :]
-    out[..., -1, 1:-1] = x[..., 0, :]
+    return _fill_halo(out)
+
+
+def _fill_halo(out: torch.Tensor) -> torch.Tensor:
+    """Copy the opposite edges of ``out``'s centre into its one-cell border (in place); returns ``out``."""
+    out[..., 0, 1:-1] = out[..., -2, 1:-1]
+    out[..., -1, 1:-1] = out[..., 1, 1:-1]
     out[..., :, 0] = out[..., :, -2]  # columns last, so the corners wrap diagonally
     out[..., :, -1] = out[..., :, 1]
     return out
@@ -82,11 +87,7 @@ def _silu_wrap_padded(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tenso
     torch.ops.aten.silu.out(x, out=centre)
     if keep is not None:
         centre.mul_(keep)
-    out[..., 0, 1:-1] = out[..., -2, 1:-1]
-    out[..., -1, 1:-1] = out[..., 1, 1:-1]
-    out[..., :, 0] = out[..., :, -2]  # columns last, so the corners wrap diagonally
-    out[..., :, -1] = out[..., :, 1]
-    return out
+    return _fill_halo(out)
 
 
 class _SiLUWrapPad(torch.autograd.Function):

@@ -369,7 +369,7 @@ def test_periodic_conv_sampling_path_matches_the_training_path(size):
     for c_in in (1, 8):
         conv = PeriodicConv2d(c_in, 8, 3, padding=0)
         x = torch.randn(2, c_in, size, size)
-        trained = conv(x)  # gradients enabled: wrap_pad + conv
+        trained = conv(x)  # gradients enabled: the training path (_PeriodicConv3x3)
         with torch.no_grad():
             fast = conv(x)
         assert fast.is_contiguous(memory_format=torch.channels_last)
