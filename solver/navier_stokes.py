@@ -24,9 +24,9 @@ from solver import boundaries, forcings, kernels
 from solver.backends import make_backend
 from solver.grid import TWO_PI, SpectralGrid
 from solver.mpi import agree
+from solver.physics import FlowSpec
 from solver.time_stepping import ETDRK4, phi_functions
 
-BOUNDARIES = ("periodic", "free-slip") + boundaries.PENALISED
 
 
 class SolverBlowUp(RuntimeError):
@@ -87,6 +87,9 @@ class NavierStokes2D:
     cfl : target CFL number dt * max(|u|/dx + |v|/dy) for the adaptive step.
     max_dt : upper bound on the adaptive step (default: eta for penalised boundaries, else none).
     penalization : eta of the Brinkman term.
+
+    The flow settings are checked by :class:`solver.physics.FlowSpec` (every problem in one
+    ValueError) and kept as ``self.flow``.
     """
 
     def __init__(
@@ -118,33 +121,18 @@ class NavierStokes2D:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 8 or n % 2:
             raise ValueError(f"n must be an even integer >= 8 (FFT grid size), got {n!r}")
         n = int(n)
-        try:
-            reynolds = float(reynolds)
-        except (TypeError, ValueError):
-            raise ValueError(f"reynolds must be a positive number, got {reynolds!r}") from None
-        if not reynolds > 0:  # also catches NaN
-            raise ValueError(f"reynolds must be positive (nu = 1/Re), got {reynolds!r}")
-        if not (drag >= 0 and math.isfinite(drag)):
-            raise ValueError(f"drag must be a finite number >= 0, got {drag!r}")
         if dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-        if not (cfl > 0 and math.isfinite(cfl)):
-            raise ValueError(f"cfl must be positive, got {cfl!r}")
-        if not (penalization > 0):
-            raise ValueError(f"penalization (eta) must be positive, got {penalization!r}")
-
-        mask_array = None
-        if isinstance(boundary, str):
-            if boundary not in BOUNDARIES:
-                raise ValueError(f"unknown boundary {boundary!r}: choose one of {', '.join(BOUNDARIES)} or pass a mask array")
-            kind = boundary
-        else:
-            mask_array = np.asarray(boundary, dtype=np.float64)
-            if mask_array.shape != (n, n):
-                raise ValueError(f"a boundary mask must have shape ({n}, {n}), got {mask_array.shape}")
-            if not np.all(np.isfinite(mask_array)) or mask_array.min() < 0 or mask_array.max() > 1:
-                raise ValueError("a boundary mask must hold solid fractions in [0, 1]")
-            kind = "mask"
+        flow = FlowSpec(
+            reynolds=reynolds, forcing=forcing, forcing_wavenumber=forcing_wavenumber,
+            forcing_amplitude=forcing_amplitude, drag=drag, boundary=boundary, pressure_gradient=pressure_gradient,
+            inflow_velocity=inflow_velocity, wall_thickness=wall_thickness, obstacle_center=obstacle_center,
+            obstacle_size=obstacle_size, sponge_length=sponge_length, sponge_eta=sponge_eta,
+            penalization=penalization, dealias=dealias, cfl=cfl, max_dt=max_dt).validate(n)
+        self.flow = flow
+        reynolds = float(reynolds)
+        kind = flow.boundary_kind
+        mask_array = None if kind != "mask" else np.asarray(boundary, dtype=np.float64)
 
         self.n = n
         self.reynolds = reynolds
@@ -154,8 +142,8 @@ class NavierStokes2D:
         self.dtype = dtype
         self.cfl = float(cfl)
         self.penalization = float(penalization)
-        self.penalised = kind in boundaries.PENALISED or kind == "mask"
-        self.max_dt = max_dt if max_dt is not None else (self.penalization if self.penalised else None)
+        self.penalised = flow.penalised
+        self.max_dt = float(max_dt) if max_dt is not None else (self.penalization if self.penalised else None)
         self.forcing_wavenumber = forcing_wavenumber
         self.forcing_amplitude = forcing_amplitude
 
@@ -196,17 +184,12 @@ class NavierStokes2D:
 
         # forcing, as a vorticity source in spectral space (and f_x for the energy budget)
         xc, yc = g.computational_coordinates()
-        if forcing is None:
+        if not flow.forced:
             curl_f = None
         elif isinstance(forcing, str):
-            if forcing != "kolmogorov":
-                raise ValueError(f"unknown forcing {forcing!r}: use None, 'kolmogorov' or an ({n}, {n}) array of curl(f)")
             _, curl_f = forcings.kolmogorov(yc, forcing_wavenumber, forcing_amplitude, free_slip=free_slip)
         else:
-            curl_f = np.asarray(forcing, dtype=np.float64)
-            if curl_f.shape != (n, n):
-                raise ValueError(f"a forcing array (curl f) must have shape ({n}, {n}), got {curl_f.shape}")
-            curl_f = g.extend(curl_f[self.backend.physical_slice[0]])
+            curl_f = g.extend(np.asarray(forcing, dtype=np.float64)[self.backend.physical_slice[0]])
         self._forcing_hat = None
         if curl_f is not None:
             self._forcing_hat = self.backend.forward(xp.asarray(curl_f.astype(rdt)))
@@ -425,6 +408,9 @@ class NavierStokes2D:
     # ------------------------------------------------------------------------------------------
     # time integration
     def _integrate(self, w_hat, t0: float, t1: float, dt: float | None, stats: RunStats):
+        # an infinite end would end the loop at once (its tolerance is infinite too): nothing integrated
+        if not (math.isfinite(t0) and math.isfinite(t1)):
+            raise ValueError(f"the start time ({t0}) and t_end ({t1}) must be finite numbers")
         if not t1 >= t0:
             raise ValueError(f"t_end ({t1}) must not be before the start time ({t0})")
         if dt is not None and not (dt > 0 and math.isfinite(dt)):
@@ -632,6 +618,9 @@ class NavierStokes2D:
             "boundary": self.boundary, "backend": self.backend_name, "dtype": self.dtype,
             "dealias": bool(self.spectral.cutoff_mode < self.spectral.nx / 2), "cfl": self.cfl, "max_dt": self.max_dt,
             "penalization": self.penalization if self.penalised else None,
+            "forcing": self.flow.forcing_name,
+            "pressure_gradient": self.pressure_gradient if self._mean_flow_free else None,
+            "inflow_velocity": float(self.flow.inflow_velocity) if self.penalised and not self._mean_flow_free else None,
             "forcing_wavenumber": self.forcing_wavenumber, "forcing_amplitude": self.forcing_amplitude,
             "ranks": 1 if self.comm is None else self.comm.size, "integrator": "ETDRK4",
         }
