@@ -47,17 +47,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    mod = importlib.import_module(args._module)
+    return run_command(args.command, importlib.import_module(args._module).run, args)
+
+
+def run_command(command: str, fn, args) -> int:
+    """``fn(args)`` as the exit code; a user error prints one line saying what is wrong and what to
+    do (no traceback) and gives 1. Under mpiexec, any rank's failure ends the whole job, reported
+    once (solver.mpi)."""
+    from solver.io import os_error_message
     from solver.mpi import run_collectively, world_comm
+    prefix = f"flexcouple {command}: error"
     try:
-        # under mpiexec, any rank's failure ends the whole job, reported once (solver.mpi)
-        return int(run_collectively(world_comm(), mod.run, args, prefix=f"flexcouple {args.command}: error") or 0)
+        return int(run_collectively(world_comm(), fn, args, prefix=prefix) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        # user errors carry a message saying what is wrong and what to do; no traceback
-        print(f"flexcouple {args.command}: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file that cannot be read or written (also FileNotFoundError, FileExistsError)
+        print(f"{prefix}: {os_error_message(exc)}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr)
         return 1
 
 

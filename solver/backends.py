@@ -665,6 +665,8 @@ def make_backend(name: str, shape, real_dtype, comm=None, threads: int | None = 
     """Build the FFT backend ``name`` for real fields of ``shape``; distributed when ``comm`` has >1 rank."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    if threads is not None and (not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 (FFT threads per process), got {threads!r}")
     if comm is not None and comm.size > 1:
         if name == "cupy":
             raise ValueError("the cupy backend does not run under MPI here; use numpy, scipy or pyfftw with comm")

@@ -5,14 +5,13 @@
     mpiexec -n 2 flexcouple simulate ...        # slab-decomposed over 2 ranks, rank 0 writes
 
 The output HDF5 file holds ``vorticity`` (n_t, n, n), ``time`` (n_t,), per-snapshot diagnostics and
-the solver settings and run statistics as attributes. It is written to a temporary name and renamed,
-so an interrupted run never leaves a truncated file behind.
+the solver settings and run statistics as attributes. It is written to a temporary name and renamed
+(``solver.io``), so an interrupted run or a full disk never leaves a truncated file behind.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from solver import BOUNDARIES, NavierStokes2D, from_file, random_field, taylor_green
 from solver.backends import BACKENDS
+from solver.io import atomic_path, remove_temporaries
 from solver.paths import check_writable
 from solver.mpi import agreed, gather, local_part, run_collectively, world_comm
 
@@ -86,19 +86,8 @@ def _prepare(args, n: int) -> np.ndarray:
             check_writable(path, what)
     if args.out is not None and args.out.exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    if Path(args.init).suffix and Path(args.init).exists() and not os.access(args.init, os.R_OK):
-        raise ValueError(f"--init {args.init} is not readable")
-    try:
-        omega0 = initial_field(args.init, n, args.seed, args.boundary)
-    except OSError as exc:  # unreadable or not really HDF5 / NumPy
-        raise ValueError(f"--init {args.init} cannot be read: {exc}") from None
-    if np.iscomplexobj(omega0):
-        raise ValueError(f"--init {args.init} holds a complex field; the vorticity is real")
-    bad = ~np.isfinite(omega0)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(f"--init {args.init} contains {int(bad.sum())} NaN or Inf values (first at [{i}, {j}])")
-    return omega0
+    # a restart file is checked whole by from_file: readable, one real finite field of this grid
+    return initial_field(args.init, n, args.seed, args.boundary)
 
 
 def _run(args, comm) -> int:
@@ -158,11 +147,11 @@ def _run(args, comm) -> int:
 
 
 def write_snapshots(path: Path, vorticity, times, diags, settings, stats, cli_args) -> None:
+    """Write the run's HDF5 file atomically (solver.io), first removing a killed run's temporary of it."""
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    remove_temporaries(path.parent, {path.name})
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("vorticity", data=np.asarray(vorticity, dtype=np.float32 if settings["dtype"] == "float32" else np.float64))
         f.create_dataset("time", data=np.asarray(times))
         for key in ("energy", "enstrophy", "palinstrophy"):
@@ -171,9 +160,6 @@ def write_snapshots(path: Path, vorticity, times, diags, settings, stats, cli_ar
         f.attrs["run_stats"] = json.dumps(stats)
         f.attrs["command_line"] = json.dumps({k: str(v) for k, v in cli_args.items() if not k.startswith("_")})
         f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        f.flush()
-        os.fsync(f.id.get_vfd_handle())
-    os.replace(tmp, path)
 
 
 def plot_final(path: Path, omega, k, e_k, title: str, cutoff: float) -> None:
@@ -182,7 +168,6 @@ def plot_final(path: Path, omega, k, e_k, title: str, cutoff: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4.3))
     lim = float(np.abs(omega).max())
     im = ax0.imshow(omega.T, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(0, 2 * np.pi, 0, 2 * np.pi))
@@ -201,5 +186,6 @@ def plot_final(path: Path, omega, k, e_k, title: str, cutoff: float) -> None:
     ax1.set_title("isotropic energy spectrum")
     ax1.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix[1:] or "png")  # the temporary's name has no suffix
     plt.close(fig)

@@ -6,6 +6,8 @@ MPI every rank builds the same global field from the same seed and keeps its sla
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -73,29 +75,27 @@ def random_field(
 
 def from_file(path, n: int | None = None, dataset: str | None = None) -> np.ndarray:
     """Restart from a saved field: ``.npy``, ``.npz`` (key ``vorticity`` or ``omega``) or HDF5
-    (``dataset`` path, default the last snapshot of ``t0_fields/vorticity`` or ``vorticity``)."""
+    (``dataset`` path, default the last snapshot of ``t0_fields/vorticity`` or ``vorticity``).
+
+    A file that is missing raises FileNotFoundError; one that cannot serve as the field (a
+    directory, unreadable, truncated, not NumPy / HDF5, no snapshot, not real, NaN or Inf, another
+    grid) raises a ValueError naming the file, the problem and what to do."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"restart file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"restart file {path} is a directory; give a .npy, .npz or .h5 file")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        field = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            key = next((k for k in ("vorticity", "omega") if k in data), None)
-            if key is None:
-                raise ValueError(f"{path}: no 'vorticity' or 'omega' array (found {sorted(data)})")
-            field = data[key]
-    elif suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            key = dataset or next((k for k in ("t0_fields/vorticity", "vorticity") if k in f), None)
-            if key is None or key not in f:
-                raise ValueError(f"{path}: no vorticity data set (looked for {dataset or 't0_fields/vorticity, vorticity'})")
-            field = np.asarray(f[key])
-    else:
+    if suffix not in (".npy", ".npz", ".h5", ".hdf5"):
         raise ValueError(f"{path}: unknown restart format {suffix!r}; use .npy, .npz or .h5")
+    try:
+        field = _read_field(path, suffix, dataset)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, _Unreadable) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"restart file {path} cannot be read ({reason}): give a complete, readable "
+                         f"{suffix} file") from None
+    if field.size == 0:
+        raise ValueError(f"{path}: holds no snapshot (shape {field.shape}); give a file with at least one field")
     while field.ndim > 2:  # take the last snapshot of the last trajectory
         field = field[-1]
     if field.ndim != 2 or field.shape[0] != field.shape[1]:
@@ -104,4 +104,36 @@ def from_file(path, n: int | None = None, dataset: str | None = None) -> np.ndar
         raise ValueError(f"{path}: field is {field.shape[0]}^2 but the solver grid is {n}^2")
     if np.iscomplexobj(field) or field.dtype.kind not in "biuf":
         raise ValueError(f"{path}: the vorticity must be a real array, got dtype {field.dtype}")
+    bad = ~np.isfinite(field)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"{path}: contains {int(bad.sum())} NaN or Inf values (first at [{i}, {j}])")
     return np.asarray(field, dtype=np.float64)
+
+
+class _Unreadable(Exception):
+    """numpy's own errors for a damaged file (a ValueError like ours, so told apart here)."""
+
+
+def _read_field(path: Path, suffix: str, dataset: str | None) -> np.ndarray:
+    def load(source, what):
+        try:
+            return np.load(source, allow_pickle=False) if what is None else source[what]
+        except ValueError as exc:  # truncated header or data, or a pickle
+            raise _Unreadable(str(exc)) from None
+
+    if suffix == ".npy":
+        return load(path, None)
+    if suffix == ".npz":
+        with load(path, None) as data:
+            key = next((k for k in ("vorticity", "omega") if k in data), None)
+            if key is None:
+                raise ValueError(f"{path}: no 'vorticity' or 'omega' array (found {sorted(data)})")
+            return load(data, key)
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        key = dataset or next((k for k in ("t0_fields/vorticity", "vorticity") if k in f), None)
+        if key is None or key not in f:
+            raise ValueError(f"{path}: no vorticity data set (looked for {dataset or 't0_fields/vorticity, vorticity'})")
+        return np.asarray(f[key])

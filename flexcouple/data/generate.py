@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from flexcouple.data import well
+from solver import io
 from solver.mpi import CollectiveError, agree, agreed, run_collectively, world_comm
 from solver.paths import check_writable
 from flexcouple.data.config import (
@@ -242,7 +243,7 @@ def _prepare_root(cfg: DataConfig, out: Path, overwrite: bool, log) -> None:
                                   f"(or a damaged one), so it is not known which files are its own; choose an "
                                   f"empty directory, or remove {out / 'data'} yourself")
     out.mkdir(parents=True, exist_ok=True)
-    for p in well.remove_stale_temporaries(out):
+    for p in _remove_temporaries(_files_of(out, cfg)):
         log(f"removed a temporary file left by an interrupted run: {p}")
     # nothing but our own files may sit in data/<split>/: the Well's reader globs *.hdf5
     expected = {data_path(out, s, c, cfg.physics) for s in cfg.split_names() for c in cfg.cases(s)}
@@ -310,18 +311,39 @@ def _manifest(out: Path, meta: dict) -> set[Path]:
     except (KeyError, TypeError, ValueError):
         raise well.WellFormatError(f"{out / well.METADATA_FILE}: its config cannot be read, so it is not known "
                                    f"which files of {out} belong to the data set; remove them yourself") from None
-    files.add(out / f"{old.name}.yaml")
-    files.update(data_path(out, s, c, old.physics) for s in old.split_names() for c in old.cases(s))
-    files.update(checkpoint_path(out, t, old.physics) for t in plan(old))
+    return files | _files_of(out, old)
+
+
+def _files_of(out: Path, cfg: DataConfig) -> set[Path]:
+    """Every file the data set of ``cfg`` writes in ``out``: metadata, data files, trajectory checkpoints."""
+    files = {out / well.METADATA_FILE, out / CONFIG_FILE, out / well.STATS_FILE, out / f"{cfg.name}.yaml"}
+    files.update(data_path(out, s, c, cfg.physics) for s in cfg.split_names() for c in cfg.cases(s))
+    files.update(checkpoint_path(out, t, cfg.physics) for t in plan(cfg))
     return files
+
+
+def _finals_by_folder(files: set[Path]) -> dict[Path, set[str]]:
+    by_folder: dict[Path, set[str]] = {}
+    for p in files:
+        by_folder.setdefault(p.parent, set()).add(p.name)
+    return by_folder
+
+
+def _remove_temporaries(files: set[Path]) -> list[Path]:
+    """Delete the temporaries of ``files`` a killed writer left (solver.io's exact name pattern), in
+    the folders those files go to and nowhere else: a user's ``notes.tmp-1.md`` is never touched."""
+    return [t for folder, names in sorted(_finals_by_folder(files).items())
+            for t in io.remove_temporaries(folder, names)]
 
 
 def _remove_dataset(out: Path, manifest: set[Path]) -> None:
     """Delete the files of the data set's manifest, and nothing else; refuse, naming them, when
     unknown files sit where the data set writes (data/, .work/), so a user's own files are never lost."""
     ours = {p.resolve() for p in manifest}
+    finals = _finals_by_folder(manifest)
     unknown = [p for d in (out / "data", out / WORK_DIR) if d.is_dir() for p in sorted(d.rglob("*"))
-               if (p.is_file() or p.is_symlink()) and p.resolve() not in ours and well.TMP_MARK not in p.name]
+               if (p.is_file() or p.is_symlink()) and p.resolve() not in ours
+               and not io.is_temporary(p.name, finals.get(p.parent, ()))]
     if unknown:
         listed = ", ".join(str(p.relative_to(out)) for p in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise FileExistsError(f"--overwrite removes only the data set's own files, and {len(unknown)} other "
@@ -329,8 +351,7 @@ def _remove_dataset(out: Path, manifest: set[Path]) -> None:
     for p in sorted(manifest):
         if p.is_file():
             p.unlink()
-    well.remove_stale_temporaries(out / "data")
-    well.remove_stale_temporaries(out / WORK_DIR)
+    _remove_temporaries(manifest)
     for d in (out / "data", out / WORK_DIR):  # the now empty folders, deepest first
         if d.is_dir():
             for sub in sorted((q for q in d.rglob("*") if q.is_dir()), key=lambda q: len(q.parts), reverse=True):
@@ -735,10 +756,8 @@ def _run(args, comm) -> int:
 
 
 if __name__ == "__main__":  # `python -m flexcouple.data.generate ...`: the same command without the CLI's other imports
+    from flexcouple.cli import run_command
+
     _parser = argparse.ArgumentParser(prog="flexcouple generate", description=__doc__.splitlines()[0])
     add_arguments(_parser)
-    try:
-        sys.exit(run(_parser.parse_args()))
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as _exc:
-        print(f"flexcouple generate: error: {_exc}", file=sys.stderr)
-        sys.exit(1)
+    sys.exit(run_command("generate", run, _parser.parse_args()))

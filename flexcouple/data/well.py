@@ -22,72 +22,30 @@ Well's metadata file ``<dataset_name>.yaml``, its normalisation file ``stats.yam
 and ``flexcouple_dataset.json`` (config, hash, file list, normalisation, status) which this package
 reads back.
 
-Every file is written under a temporary name, fsync'ed and renamed (atomic on POSIX): a killed run
-never leaves a half-written file under a final name.
+Every file is written under a temporary name, fsync'ed and renamed (atomic on POSIX; ``solver.io``):
+a killed run never leaves a half-written file under a final name.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+
+from solver.io import TMP_MARK, atomic_path, write_text_atomic  # noqa: F401  (imported from here too)
 
 FORMAT_VERSION = 1
 METADATA_FILE = "flexcouple_dataset.json"
 STATS_FILE = "stats.yaml"
-TMP_MARK = ".tmp-"  # temporary files are named .<final name>.tmp-<random>
 
 
 class WellFormatError(ValueError):
     """A file that is missing, truncated, foreign or does not follow the layout. Message names the file."""
 
 
-# ---- atomic writes ---------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets the usual permissions
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
+# ---- atomic writes (solver.io: the one home of the temporary-name pattern and its clean-up) ----
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
@@ -98,18 +56,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def remove_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Delete temporary files left by a killed writer (names contain ``.tmp-``)."""
-    removed = []
-    directory = Path(directory)
-    if directory.is_dir():
-        for p in directory.rglob(f"*{TMP_MARK}*"):
-            if p.is_file():
-                p.unlink()
-                removed.append(p)
-    return removed
 
 
 # ---- boundary conditions ---------------------------------------------------------------------

@@ -19,16 +19,18 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from flexcouple.evaluation.metrics import as_numpy  # noqa: E402
+from solver.io import atomic_path  # noqa: E402
 
 EXTENT = (0.0, 2 * math.pi, 0.0, 2 * math.pi)
 
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # constrained-layout figures are laid out already; a tight bounding box would draw them twice
-    fig.savefig(path, dpi=110, bbox_inches=None if fig.get_layout_engine() is not None else "tight",
-                pil_kwargs={"compress_level": 1})  # fast zlib: a few 100 kB more, seconds less
+    with atomic_path(path) as tmp:  # the temporary's name has no suffix: the format is given
+        fig.savefig(tmp, format=path.suffix[1:] or "png", dpi=110,
+                    bbox_inches=None if fig.get_layout_engine() is not None else "tight",
+                    pil_kwargs={"compress_level": 1})  # fast zlib: a few 100 kB more, seconds less
     plt.close(fig)
     return path
 

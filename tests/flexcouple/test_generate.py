@@ -145,7 +145,7 @@ def test_resume_after_interruption_recomputes_only_missing_trajectories(referenc
     assert len(list((out / ".work").rglob("traj_*.npz"))) == 3
     assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "generating"
     # a temporary file from a writer killed mid-write, and a damaged checkpoint
-    stale = out / "data" / "train" / ".kolmogorov_periodic_Re150_kf4.hdf5.tmp-abc123"
+    stale = out / "data" / "train" / ".kolmogorov_periodic_Re150_kf4.hdf5.tmp-abc12345"  # mkstemp-style
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"\x89HDF partial")
     damaged = gen.checkpoint_path(out, gen.plan(cfg)[-1], cfg.physics)
@@ -461,3 +461,36 @@ def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, monkeypa
     monkeypatch.setattr(solver.paths.os, "access", lambda path, mode: False)  # read-only, even for root
     assert main(["generate", "--preset", "tiny", "--out", str(tmp_path / "ro" / "ds"), "--no-progress"]) == 1
     assert "is not writable" in capsys.readouterr().err and not (tmp_path / "ro").exists()
+
+
+def test_only_the_programs_own_temporaries_are_removed(reference, tmp_path):
+    ref_out, cfg, _, _ = reference
+    out = tmp_path / "copy"
+    shutil.copytree(ref_out, out)
+    mine = [out / "backup.tmp-2024.txt", out / "notes" / "draft.tmp-1.md", out / ".notes.tmp-abcdefgh",
+            out / "notes" / ".kolmogorov_periodic_Re100_kf4.hdf5.tmp-abc12345"]  # not where the set writes it
+    for p in mine:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("the user's")
+    ours = [out / ".flexcouple_dataset.json.tmp-k1ll3d_x",
+            out / "data" / "train" / ".kolmogorov_periodic_Re100_kf4.hdf5.tmp-abc12345"]
+    for p in ours:
+        p.write_bytes(b"partial")
+    gen.generate(cfg, out, comm=None, progress=False, log=quiet)
+    assert all(p.read_text() == "the user's" for p in mine)
+    assert not any(p.exists() for p in ours)
+
+
+def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(tmp_path, capsys, full_disk):
+    path = tmp_path / "small.toml"
+    save_config(small_config(ood=[], valid=0, test=0, train=1, reynolds=[100.0]), path)
+    out = tmp_path / "ds"
+    args = ["generate", "--config", str(path), "--out", str(out), "--no-progress"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on device while writing {out}" in err and "free space and rerun" in err
+    assert "Traceback" not in err and "Errno" not in err
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    full_disk.undo()
+    assert main(args) == 0
+    assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "complete"

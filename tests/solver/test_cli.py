@@ -115,3 +115,36 @@ def test_fields_the_solver_refuses_and_a_field_at_rest():
     assert sim.advance([[0.0] * 32] * 32, 0.1).shape == (32, 32)
     # no flow at all: the adaptive step lands on t_end (it used to shrink geometrically and give up)
     assert np.abs(sim.advance(np.zeros((32, 32)), 0.01)).max() == 0 and sim.last_stats["steps"] == 1
+
+
+SIMULATE = ["simulate", "--n", "32", "--t-end", "0.1", "--snapshots", "2", "--backend", "numpy"]
+
+
+def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(tmp_path, capsys, full_disk):
+    out = tmp_path / "a.h5"
+    stale = tmp_path / ".a.h5.tmp-k1ll3d_x"  # a killed run's temporary of the same file
+    stale.write_bytes(b"\x89HDF partial")
+    assert main(SIMULATE + ["--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on device while writing {out}" in err and "free space and rerun" in err
+    assert "Traceback" not in err and "Errno" not in err
+    assert list(tmp_path.iterdir()) == []  # neither the new temporary nor the stale one is left
+    full_disk.undo()  # space freed
+    assert main(SIMULATE + ["--out", str(out)]) == 0 and list(tmp_path.iterdir()) == [out]
+
+
+def test_restart_files_that_cannot_serve_are_named_with_the_problem(tmp_path, capsys):
+    good = np.random.default_rng(0).standard_normal((32, 32))
+    np.save(tmp_path / "good.npy", good)
+    (tmp_path / "truncated.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:200])
+    (tmp_path / "folder.npy").mkdir()
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.create_dataset("vorticity", shape=(0, 32, 32), dtype="f8")
+    for name, message in [("truncated.npy", "cannot be read"), ("folder.npy", "is a directory"),
+                          ("empty.h5", "holds no snapshot")]:
+        assert main(SIMULATE + ["--init", str(tmp_path / name)]) == 1, name
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name}" in err and message in err and "Traceback" not in err, err
+    assert main(SIMULATE + ["--threads", "-3"]) == 1
+    err = capsys.readouterr().err
+    assert "threads must be an integer >= 1" in err and "Traceback" not in err
