@@ -74,13 +74,12 @@ def run_generate(config_path: Path, out: Path, ranks: int, slab: bool = False) -
 
 def cost_probe(preset: str, t_probe: float) -> dict:
     """Seconds per unit simulated time for one trajectory at the preset's highest training Re."""
-    from flexcouple.data.generate import solver_kwargs
     from flexcouple.data.config import Case
     from solver import NavierStokes2D, random_field
 
     cfg = load_preset(preset)
     case = Case(max(cfg.reynolds), cfg.boundaries[0], cfg.forcing_wavenumber)
-    sim = NavierStokes2D(cfg.n, case.reynolds, **solver_kwargs(cfg, case))
+    sim = NavierStokes2D(cfg.n, **cfg.solver_kwargs(case))
     w0 = random_field(cfg.n, 0, peak_wavenumber=cfg.ic_peak_wavenumber, energy=cfg.ic_energy)
     sim.advance(w0, min(t_probe / 10, 0.01))  # warm-up: FFT plans, caches
     t0 = time.perf_counter()

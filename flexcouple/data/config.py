@@ -38,12 +38,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from solver.physics import FlowSpec
+
 SPLITS = ("train", "valid", "test")
-BOUNDARIES = ("periodic", "free-slip", "channel", "cylinder", "square")
 BACKENDS = ("numpy", "scipy", "pyfftw", "cupy")
 FLOAT_DTYPES = ("float32", "float64")
 COARSEN_METHODS = ("spectral", "stride")
-FORCINGS = ("kolmogorov", "none")
 MAX_TRAJECTORIES = 1000  # per case and split: keeps the seed blocks of the splits disjoint
 
 # Physics presets: what each named flow means in solver terms. A config may override any of these.
@@ -72,6 +72,8 @@ SECTIONS = {
 }
 # TOML key inside its section when it differs from the field name
 TOML_KEYS = {"solver_dtype": "dtype", "ic_peak_wavenumber": "peak_wavenumber", "ic_energy": "energy"}
+# the fields shared by every case's solver.FlowSpec (reynolds, boundary and forcing_wavenumber vary by case)
+FLOW_FIELDS = ("forcing", "drag", "pressure_gradient", "inflow_velocity", "cfl", "max_dt", "dealias", "penalization")
 
 
 @dataclass
@@ -171,6 +173,15 @@ class DataConfig:
             kf = o.forcing_wavenumber if o.forcing_wavenumber is not None else kf
         return [Case(float(re_), b, int(kf)) for b in boundaries for re_ in reynolds]
 
+    def flow(self, case: "Case") -> FlowSpec:
+        """The solver's flow specification of one case."""
+        return FlowSpec(reynolds=case.reynolds, boundary=case.boundary, forcing_wavenumber=case.forcing_wavenumber,
+                        **{f: getattr(self, f) for f in FLOW_FIELDS})
+
+    def solver_kwargs(self, case: "Case") -> dict[str, Any]:
+        """Keyword arguments of solver.NavierStokes2D (besides n and comm) for one case."""
+        return dict(self.flow(case).solver_kwargs(), backend=self.backend, dtype=self.solver_dtype)
+
     def ic_seed(self, split: str, trajectory: int) -> int:
         """Seed of a trajectory's initial vorticity. Train, valid and test use disjoint blocks;
         OOD sets reuse the test seeds (they differ from the test set by parameter only)."""
@@ -218,15 +229,8 @@ class DataConfig:
             err(f"grid n must be an even integer >= 8, got {self.n!r}")
         _check_reynolds(self.reynolds, "flow.reynolds", err)
         _check_boundaries(self.boundaries, "flow.boundaries", err)
-        if self.forcing not in FORCINGS:
-            err(f"flow.forcing {self.forcing!r} is unknown; choose one of {', '.join(FORCINGS)}")
-        _check_wavenumber(self.forcing_wavenumber, self.n, "flow.forcing_wavenumber", err)
-        if not _is_number(self.drag) or self.drag < 0:
-            err(f"flow.drag must be a number >= 0, got {self.drag!r}")
-        if not _is_number(self.pressure_gradient):
-            err(f"flow.pressure_gradient must be a number, got {self.pressure_gradient!r}")
-        if not _is_number(self.inflow_velocity):
-            err(f"flow.inflow_velocity must be a number, got {self.inflow_velocity!r}")
+        for problem in self._flow_problems():
+            err(problem)
         if not _is_number(self.ic_peak_wavenumber) or self.ic_peak_wavenumber <= 0:
             err(f"initial_condition.peak_wavenumber must be > 0, got {self.ic_peak_wavenumber!r}")
         if not _is_number(self.ic_energy) or self.ic_energy <= 0:
@@ -246,12 +250,6 @@ class DataConfig:
             err(f"solver.backend {self.backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
         if self.solver_dtype not in FLOAT_DTYPES:
             err(f"solver.dtype must be one of {FLOAT_DTYPES}, got {self.solver_dtype!r}")
-        if not _is_number(self.cfl) or not 0 < self.cfl <= 2:
-            err(f"solver.cfl must be in (0, 2], got {self.cfl!r}")
-        if self.max_dt is not None and (not _is_number(self.max_dt) or self.max_dt <= 0):
-            err(f"solver.max_dt must be > 0 (or left out), got {self.max_dt!r}")
-        if not _is_number(self.penalization) or self.penalization <= 0:
-            err(f"solver.penalization must be > 0, got {self.penalization!r}")
         if self.dtype not in FLOAT_DTYPES:
             err(f"storage.dtype must be one of {FLOAT_DTYPES}, got {self.dtype!r}")
         if self.coarsen_method not in COARSEN_METHODS:
@@ -280,13 +278,35 @@ class DataConfig:
                 _check_reynolds(o.reynolds, f"{where}: reynolds", err)
             if o.boundaries is not None:
                 _check_boundaries(o.boundaries, f"{where}: boundaries", err)
-            if o.forcing_wavenumber is not None:
-                _check_wavenumber(o.forcing_wavenumber, self.n, f"{where}: forcing_wavenumber", err)
             if o.trajectories is not None and (not _is_int(o.trajectories) or not 1 <= o.trajectories < MAX_TRAJECTORIES):
                 err(f"{where}: trajectories must be an integer in [1, {MAX_TRAJECTORIES})")
         if errors:
             raise ValueError(f"invalid data config {self.name!r}:\n  - " + "\n  - ".join(errors))
         return self
+
+    def _flow_problems(self) -> list[str]:
+        """solver.FlowSpec's problems with every case of every split, each message once, named by the
+        TOML key (or the OOD set) that set the value."""
+        labels = {f: f"{SECTIONS[f]}.{TOML_KEYS.get(f, f)}" for f in FLOW_FIELDS + ("reynolds", "forcing_wavenumber")}
+        labels["boundary"] = "flow.boundaries"
+        variants = [(self.reynolds, self.boundaries, self.forcing_wavenumber, labels)]
+        for o in self.ood:
+            changed = {"reynolds": o.reynolds, "boundary": o.boundaries, "forcing_wavenumber": o.forcing_wavenumber}
+            variants.append((self.reynolds if o.reynolds is None else o.reynolds,
+                             self.boundaries if o.boundaries is None else o.boundaries,
+                             self.forcing_wavenumber if o.forcing_wavenumber is None else o.forcing_wavenumber,
+                             dict(labels, **{k: f"ood set {o.name!r}: {'boundaries' if k == 'boundary' else k}"
+                                             for k, v in changed.items() if v is not None})))
+        n = self.n if _is_int(self.n) and self.n >= 8 and not self.n % 2 else None  # else reported on its own
+        problems: dict[str, None] = {}
+        for reynolds, boundaries, kf, names in variants:
+            # a malformed list is reported on its own; the default stands in so the rest is still checked
+            for re_ in _listed(reynolds, FlowSpec.reynolds):
+                for b in _listed(boundaries, FlowSpec.boundary):
+                    spec = FlowSpec(reynolds=re_, boundary=b, forcing_wavenumber=kf,
+                                    **{f: getattr(self, f) for f in FLOW_FIELDS})
+                    problems.update(dict.fromkeys(spec.problems(n, labels=names)))
+        return list(problems)
 
 
 @dataclass(frozen=True)
@@ -310,31 +330,26 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _listed(values, default) -> list:
+    return values if isinstance(values, list) and values else [default]
+
+
 def _check_reynolds(values, where, err):
+    """The list itself; each value is checked by solver.FlowSpec."""
     if not isinstance(values, list) or not values:
         err(f"{where} must be a non-empty list of numbers, got {values!r}")
         return
     for r in values:
-        if not _is_number(r) or r <= 0:
-            err(f"{where}: {r!r} is not a positive Reynolds number")
+        if isinstance(r, float) and math.isinf(r) and r > 0:  # the solver's inviscid run; data sets record Re
+            err(f"{where}: {r!r} is not a finite Reynolds number (a data set records Re and models condition on it)")
     if len(set(values)) != len(values):
         err(f"{where}: repeated values {values}")
 
 
 def _check_boundaries(values, where, err):
+    """The list itself; each value is checked by solver.FlowSpec."""
     if not isinstance(values, list) or not values:
         err(f"{where} must be a non-empty list, got {values!r}")
-        return
-    for b in values:
-        if b not in BOUNDARIES:
-            err(f"{where}: {b!r} is unknown; choose from {', '.join(BOUNDARIES)}")
-
-
-def _check_wavenumber(k, n, where, err):
-    if not _is_int(k) or k < 1:
-        err(f"{where} must be a positive integer, got {k!r}")
-    elif _is_int(n) and k >= n / 3:
-        err(f"{where} = {k} is not resolved on n = {n} (the dealiased grid keeps |k| < n/3 = {n / 3:.1f})")
 
 
 # ---- TOML in and out -------------------------------------------------------------------------

@@ -55,20 +55,6 @@ class Task:
 
 
 # ---- one trajectory --------------------------------------------------------------------------
-def solver_kwargs(cfg: DataConfig, case: Case) -> dict:
-    kw = dict(
-        forcing="kolmogorov" if cfg.forcing == "kolmogorov" else None,
-        forcing_wavenumber=case.forcing_wavenumber, drag=cfg.drag, boundary=case.boundary,
-        backend=cfg.backend, dtype=cfg.solver_dtype, dealias=cfg.dealias, cfl=cfg.cfl,
-        max_dt=cfg.max_dt, penalization=cfg.penalization,
-    )
-    if case.boundary == "channel":
-        kw["pressure_gradient"] = cfg.pressure_gradient
-    if case.boundary in ("cylinder", "square"):
-        kw["inflow_velocity"] = cfg.inflow_velocity
-    return kw
-
-
 def cutoff_shell(n: int, dealias: bool) -> int:
     """Largest wavenumber shell fully inside the kept modes: |k| < n/3 (2/3 rule) or n/2."""
     cutoff = n / 3.0 if dealias else n / 2.0
@@ -89,7 +75,7 @@ def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> di
     from solver.mpi import local_part
 
     n = cfg.n
-    sim = NavierStokes2D(n, case.reynolds, comm=comm, **solver_kwargs(cfg, case))
+    sim = NavierStokes2D(n, comm=comm, **cfg.solver_kwargs(case))
     omega0 = random_field(n, seed, peak_wavenumber=cfg.ic_peak_wavenumber, energy=cfg.ic_energy,
                           boundary=case.boundary if case.boundary == "free-slip" else "periodic")
     distributed = comm is not None and comm.size > 1

@@ -1,7 +1,10 @@
 """Data-set configs: presets, TOML round trips, seeds, and clear errors for impossible settings."""
+import math
 import tomllib
 
 import pytest
+
+from solver import NavierStokes2D
 
 from flexcouple.data.config import (
     PHYSICS, SPLITS, DataConfig, OODSet, from_dict, load_config, load_preset, preset_names, save_config, to_toml,
@@ -99,6 +102,24 @@ def test_validation_lists_every_problem_at_once():
         DataConfig(n=63, train=0, interval=-1.0).validate()
     msg = str(info.value)
     assert "grid n" in msg and "trajectories.train" in msg and "time.interval" in msg
+
+
+def test_each_case_is_one_solver_flow_spec_checked_by_its_rules():
+    cfg = DataConfig(physics="no_slip_channel", n=32, reynolds=[100.0], pressure_gradient=0.5, penalization=5e-3,
+                     max_dt=1e-3, dealias=False).validate()
+    case = cfg.cases("train")[0]
+    sim = NavierStokes2D(cfg.n, **cfg.solver_kwargs(case))
+    assert sim.flow == cfg.flow(case)
+    assert sim.pressure_gradient == 0.5 and sim.max_dt == 1e-3 and sim.penalization == 5e-3
+    with pytest.raises(ValueError) as info:
+        cfg.replace(penalization=math.inf, dealias="yes", forcing_wavenumber=0,
+                    ood=[OODSet("k16", forcing_wavenumber=16)]).validate()
+    msg = str(info.value)
+    assert "solver.penalization must be a finite number > 0" in msg and "solver.dealias must be true or false" in msg
+    assert "flow.forcing_wavenumber must be an integer >= 1" in msg
+    cfg.replace(ood=[OODSet("k15", forcing_wavenumber=15)]).validate()  # |k| < n/2 without dealiasing
+    with pytest.raises(ValueError, match="ood set 'k16': forcing_wavenumber = 16 is not resolved on n = 32"):
+        cfg.replace(ood=[OODSet("k16", forcing_wavenumber=16)]).validate()
 
 
 def test_config_file_errors_name_the_file_and_key(tmp_path):
