@@ -28,7 +28,6 @@ from solver.physics import FlowSpec
 from solver.time_stepping import ETDRK4, phi_functions
 
 
-
 class SolverBlowUp(RuntimeError):
     """The solution became non-finite or the time step collapsed."""
 

@@ -96,10 +96,10 @@ class FlowSpec:
                 out.append(f"{name[field]} must be {what}, got {getattr(self, field)!r}")
 
         need("reynolds", _real(self.reynolds) and self.reynolds > 0,
-             "a positive Reynolds number (nu = 1/Re; inf for an inviscid run)")
+             "a positive Reynolds number (nu = 1/Re)")
         if isinstance(self.forcing, str):
             if self.forcing not in FORCINGS:
-                out.append(f"unknown {name['forcing']} {self.forcing!r}: choose one of {', '.join(FORCINGS)} "
+                out.append(f"{name['forcing']} {self.forcing!r} is unknown: choose one of {', '.join(FORCINGS)} "
                            "(in Python also None or an (n, n) array of curl f)")
         else:
             out += _array_problems(self.forcing, n, f"a {name['forcing']} array (curl f)", "finite values")
@@ -112,12 +112,12 @@ class FlowSpec:
             if self.forcing_wavenumber >= kept:
                 out.append(f"{name['forcing_wavenumber']} = {self.forcing_wavenumber} is not resolved on {grid} "
                            f"({rule} = {kept:.1f}; it would alias onto another mode): use a larger grid or a "
-                           f"smaller {name['forcing_wavenumber']}")
+                           "smaller wavenumber")
         need("forcing_amplitude", _finite(self.forcing_amplitude), "a finite number")
         need("drag", _finite(self.drag) and self.drag >= 0, "a finite number >= 0 (linear drag alpha)")
         if isinstance(self.boundary, str):
             if self.boundary not in BOUNDARIES:
-                out.append(f"unknown {name['boundary']} {self.boundary!r}: choose one of {', '.join(BOUNDARIES)} "
+                out.append(f"{name['boundary']} {self.boundary!r} is unknown: choose one of {', '.join(BOUNDARIES)} "
                            "(in Python also an (n, n) solid-fraction mask)")
         else:
             out += _array_problems(self.boundary, n, f"a {name['boundary']} mask", "solid fractions in [0, 1]",

@@ -212,9 +212,9 @@ def test_bad_reynolds_numbers_are_refused(re):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"backend": "fortran"}, "unknown backend"),
-    ({"boundary": "slippery"}, "unknown boundary"),
+    ({"boundary": "slippery"}, "boundary 'slippery' is unknown"),
     ({"boundary": np.zeros((8, 8))}, "mask must have shape"),
-    ({"forcing": "tidal"}, "unknown forcing"),
+    ({"forcing": "tidal"}, "forcing 'tidal' is unknown"),
     ({"dtype": "float16"}, "dtype"),
     ({"drag": -1.0}, "drag"),
 ])

@@ -40,7 +40,7 @@ def test_problems_use_the_callers_names_and_solver_kwargs_round_trip():
     spec = FlowSpec(forcing="kolmogorov", forcing_wavenumber=30)
     assert spec.problems(64, labels={"forcing_wavenumber": "flow.forcing_wavenumber"}, grid="the coarse grid") == [
         "flow.forcing_wavenumber = 30 is not resolved on the coarse grid (the dealiased grid keeps |k| < n/3 = 21.3; "
-        "it would alias onto another mode): use a larger grid or a smaller flow.forcing_wavenumber"]
+        "it would alias onto another mode): use a larger grid or a smaller wavenumber"]
     spec = FlowSpec(reynolds=200.0, boundary="channel", pressure_gradient=0.5, penalization=5e-3, max_dt=1e-3)
     sim = NavierStokes2D(16, **spec.solver_kwargs())
     assert sim.flow == spec
