@@ -254,6 +254,12 @@ def log_spectral_distance(e: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.log(np.maximum(be, floor)) - np.log(np.maximum(br, floor))) ** 2)))
 
 
+def forecast_factor(n: int) -> int:
+    """The coarse-forecast check's restriction factor: onto n / 4, at least 32^2 (none below that)."""
+    m = max(32, n // 4) if n >= 32 else n
+    return max(1, n // m)
+
+
 # ------------------------------------------------------------------------------------------------
 class FieldDiagnostics:
     """Spectra, budgets and velocities of global fields, from a serial solver of the run's physics
@@ -299,8 +305,7 @@ class FieldDiagnostics:
         the restricted candidate (R: spectral truncation onto n / 4, at least 32^2)."""
         from flexcouple.data.coarsen import coarsen
         from solver import NavierStokes2D
-        m = max(32, self.n // 4) if self.n >= 32 else self.n
-        factor = max(1, self.n // m)
+        factor = forecast_factor(self.n)
         if self._forecast_sim is None:
             self._forecast_sim = NavierStokes2D(self.n // factor, **self._kwargs)
         r0, r1 = coarsen(w0, factor, "spectral"), coarsen(w1, factor, "spectral")

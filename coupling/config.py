@@ -8,7 +8,7 @@ unknown keys refused with a "did you mean" hint, every problem reported at once:
     [flow]        reynolds = 1000.0   forcing = "kolmogorov"   forcing_wavenumber = 4   drag = 0.1 ...
     [time]        t_end = 10.0   output_interval = 0.5   spinup = 0.0
     [initial_condition]   seed = 0   peak_wavenumber = 4.0   energy = 0.5   file = ""
-    [solver]      backend = "pyfftw"   dtype = "float64"   cfl = 0.5
+    [solver]      backend = "pyfftw"   dtype = "float64"   cfl = 0.5   max_dt = 0.01 ...
     [surrogate]   kind = "flex"   checkpoint = ""   steps = 2   ensemble = 1   seed = 0 ...
     [superres]    reanchor_every = 0   reanchor_time = 0.0
     [leapfrog]    stretch = 1   jumps = 1   relax = 0
@@ -16,6 +16,8 @@ unknown keys refused with a "did you mean" hint, every problem reported at once:
     [checks.thresholds]   energy_budget = 0.05 ...   (fixed thresholds; absent = the default rule)
     [harvest]     enabled = false   dir = ""
 
+[flow] and the solver's cfl, max_dt, dealias and penalization are one ``solver.FlowSpec``
+(:meth:`HybridConfig.flow`), checked by its rules and handed to the solver as the data-set config does.
 Times are in the solver's units. In ``leapfrog`` every interval is a multiple of the surrogate's lead
 time (a "tick"); ``stretch``, ``relax`` and ``cooldown`` count ticks there, outputs otherwise.
 """
@@ -31,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from flexcouple.data.config import _suggest, _toml_value
+from solver.physics import FlowSpec
 
 MODES = ("superres", "leapfrog", "pure")
 SURROGATES = ("flex", "spectral", "bicubic", "oracle", "persistence")
 STRATEGIES = ("gather", "ensemble")
-BOUNDARIES = ("periodic", "free-slip", "channel", "cylinder", "square")
 CHECK_NAMES = ("finite", "max_vorticity", "energy_budget", "enstrophy_budget", "tendency", "coarse_forecast",
                "spectrum_resolved",
                "spectrum_tail", "superres_consistency", "ensemble_spread", "solid_velocity")
@@ -44,10 +46,12 @@ SECTIONS = {
     "mode": None, "name": None,
     "n": "grid", "factor": "grid",
     "reynolds": "flow", "forcing": "flow", "forcing_wavenumber": "flow", "drag": "flow", "boundary": "flow",
+    "pressure_gradient": "flow", "inflow_velocity": "flow",
     "t_end": "time", "output_interval": "time", "spinup": "time",
     "init_seed": "initial_condition", "init_peak_wavenumber": "initial_condition",
     "init_energy": "initial_condition", "init_file": "initial_condition",
-    "backend": "solver", "dtype": "solver", "cfl": "solver",
+    "backend": "solver", "dtype": "solver", "cfl": "solver", "max_dt": "solver", "dealias": "solver",
+    "penalization": "solver",
     "surrogate": "surrogate", "checkpoint": "surrogate", "device": "surrogate", "sample_steps": "surrogate",
     "ensemble": "surrogate", "seed": "surrogate", "strategy": "surrogate", "timeout": "surrogate",
     "torch_threads": "surrogate", "lead_time": "surrogate",
@@ -61,6 +65,12 @@ SECTIONS = {
 TOML_KEYS = {"init_seed": "seed", "init_peak_wavenumber": "peak_wavenumber", "init_energy": "energy",
              "init_file": "file", "surrogate": "kind", "sample_steps": "steps", "harvest": "enabled",
              "harvest_dir": "dir", "disabled_checks": "disabled"}
+# the fields that make up the run's solver.FlowSpec
+FLOW_FIELDS = ("reynolds", "forcing", "forcing_wavenumber", "drag", "boundary", "pressure_gradient", "inflow_velocity",
+               "cfl", "max_dt", "dealias", "penalization")
+# flow keys that enter the config hash only when set: runs written before the hybrid config had them
+# keep their identity, so they still resume
+HASHED_WHEN_SET = ("pressure_gradient", "inflow_velocity", "max_dt", "dealias", "penalization")
 
 
 @dataclass
@@ -72,12 +82,14 @@ class HybridConfig:
     # grid: the fine grid n; the coarse grid of ``superres`` is n / factor
     n: int = 256
     factor: int = 4
-    # physics, as in solver.NavierStokes2D
+    # physics, as in solver.FlowSpec
     reynolds: float = 1000.0
     forcing: str = "kolmogorov"            # kolmogorov | none
     forcing_wavenumber: int = 4
     drag: float = 0.1
-    boundary: str = "periodic"
+    boundary: str = "periodic"             # periodic | free-slip | channel | cylinder | square
+    pressure_gradient: float = 0.0         # drives the no-slip channel (boundary "channel")
+    inflow_velocity: float = 1.0           # free stream past an obstacle ("cylinder", "square")
     # time: outputs at output_interval, 2 output_interval, ..., t_end (t = 0 is output 0)
     t_end: float = 5.0
     output_interval: float = 0.5
@@ -91,6 +103,9 @@ class HybridConfig:
     backend: str = "pyfftw"
     dtype: str = "float64"
     cfl: float = 0.5
+    max_dt: float | None = None            # bound on the adaptive step; absent: eta for penalised flows
+    dealias: bool = True                   # 2/3-rule dealiasing of the advection term
+    penalization: float = 1e-2             # Brinkman eta of penalised solids
     # surrogate
     surrogate: str = "flex"                # flex | spectral | bicubic | oracle | persistence
     checkpoint: str = ""                   # empty: the shipped default model
@@ -139,16 +154,8 @@ class HybridConfig:
         elif _is_int(self.n) and self.mode == "superres" and (self.n % self.factor or (self.n // self.factor) % 2
                                                              or self.n // self.factor < 8):
             err(f"factor {self.factor} must divide n = {self.n} into an even coarse grid >= 8")
-        if not _is_num(self.reynolds) or not self.reynolds > 0:
-            err(f"reynolds must be a positive number, got {self.reynolds!r}")
-        if self.forcing not in ("kolmogorov", "none"):
-            err(f"forcing must be 'kolmogorov' or 'none', got {self.forcing!r}")
-        if not _is_int(self.forcing_wavenumber) or self.forcing_wavenumber < 1:
-            err(f"forcing_wavenumber must be a positive integer, got {self.forcing_wavenumber!r}")
-        if not _is_num(self.drag) or self.drag < 0:
-            err(f"drag must be a number >= 0, got {self.drag!r}")
-        if self.boundary not in BOUNDARIES:
-            err(f"boundary must be one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
+        grid, where = self._coarsest_grid()
+        problems += self.flow().problems(grid, grid=where)
         for key in ("t_end", "output_interval"):
             v = getattr(self, key)
             if not _is_num(v) or not v > 0 or not math.isfinite(v):
@@ -157,14 +164,12 @@ class HybridConfig:
             ratio = self.t_end / self.output_interval
             if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
                 err(f"t_end ({self.t_end}) must be a multiple of output_interval ({self.output_interval})")
-        if not _is_num(self.spinup) or self.spinup < 0:
-            err(f"spinup must be >= 0, got {self.spinup!r}")
+        if not _is_num(self.spinup) or not 0 <= self.spinup < math.inf:
+            err(f"spinup must be a finite number >= 0, got {self.spinup!r}")
         if self.backend not in ("numpy", "scipy", "pyfftw", "cupy"):
             err(f"backend must be numpy, scipy, pyfftw or cupy, got {self.backend!r}")
         if self.dtype not in ("float64", "float32"):
             err(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if not _is_num(self.cfl) or not self.cfl > 0:
-            err(f"cfl must be positive, got {self.cfl!r}")
         if self.surrogate not in SURROGATES:
             err(f"surrogate kind must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
         elif self.mode == "superres" and self.surrogate == "persistence":
@@ -219,6 +224,23 @@ class HybridConfig:
             raise ValueError("invalid hybrid config:\n  - " + "\n  - ".join(problems))
         return self
 
+    def _coarsest_grid(self) -> tuple[int | None, str | None]:
+        """The smallest grid a solver of this run integrates on (the forcing must be resolved there),
+        and how messages name it; (None, None) while n or factor is itself wrong."""
+        if not _is_int(self.n) or self.n < 16 or self.n % 2:
+            return None, None
+        if self.mode == "superres":
+            if not _is_int(self.factor) or self.factor < 1 or self.n % self.factor or (self.n // self.factor) % 2:
+                return None, None
+            return self.n // self.factor, f"the coarse grid n / factor = {self.n // self.factor}"
+        if self.mode == "leapfrog" and isinstance(self.disabled_checks, list) \
+                and "coarse_forecast" not in self.disabled_checks:
+            from coupling.checks import forecast_factor
+            grid = self.n // forecast_factor(self.n)
+            if grid < self.n:
+                return grid, f"the coarse_forecast check's grid n = {grid} ([checks] disabled = [\"coarse_forecast\"] drops it)"
+        return self.n, None
+
     # ------------------------------------------------------------------------------------------
     @property
     def n_outputs(self) -> int:
@@ -236,16 +258,22 @@ class HybridConfig:
         d = self.to_dict()
         for key in ("harvest", "harvest_dir", "name", "torch_threads", "timeout"):
             d.pop(key, None)
+        defaults = HybridConfig()
+        for key in HASHED_WHEN_SET:
+            if d[key] == getattr(defaults, key):
+                d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> "HybridConfig":
         return dataclasses.replace(self, **changes)
 
+    def flow(self) -> FlowSpec:
+        """The run's flow specification (the same one a data-set config gives its cases)."""
+        return FlowSpec(**{f: getattr(self, f) for f in FLOW_FIELDS})
+
     def solver_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of solver.NavierStokes2D for this config's physics."""
-        return {"reynolds": self.reynolds, "forcing": None if self.forcing == "none" else self.forcing,
-                "forcing_wavenumber": self.forcing_wavenumber, "drag": self.drag, "boundary": self.boundary,
-                "backend": self.backend, "dtype": self.dtype, "cfl": self.cfl}
+        """Keyword arguments of solver.NavierStokes2D (besides n and comm) for this run."""
+        return self.flow().solver_kwargs(backend=self.backend, dtype=self.dtype)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "HybridConfig":
@@ -275,7 +303,8 @@ class HybridConfig:
         if problems:
             raise ValueError(f"{source}: " + "; ".join(problems))
         for key in ("reynolds", "drag", "t_end", "output_interval", "spinup", "cfl", "timeout", "lead_time",
-                    "reanchor_time", "k_mad", "init_peak_wavenumber", "init_energy"):
+                    "reanchor_time", "k_mad", "init_peak_wavenumber", "init_energy", "pressure_gradient",
+                    "inflow_velocity", "max_dt", "penalization"):
             if _is_int(flat.get(key)):
                 flat[key] = float(flat[key])  # TOML integers where a float is meant
         return cls(**flat).validate()
@@ -300,6 +329,10 @@ class HybridConfig:
         for fname, section in SECTIONS.items():
             value = getattr(self, fname)
             key = TOML_KEYS.get(fname, fname)
+            if value is None:  # TOML has no null: an absent key means the default
+                if fname in notes:
+                    sections.setdefault(section, []).append(f"{'# ' + key + ' = <number>':<40} # {notes[fname]}")
+                continue
             if isinstance(value, dict):
                 body = [f"{k} = {_toml_value(v)}" for k, v in value.items()]
                 nested += ["", f"[{section}.{key}]" + (f"   # {notes[fname]}" if fname in notes else "")] + body

@@ -96,7 +96,7 @@ class FlowSpec:
                 out.append(f"{name[field]} must be {what}, got {getattr(self, field)!r}")
 
         need("reynolds", _real(self.reynolds) and self.reynolds > 0,
-             "a positive Reynolds number (nu = 1/Re)")
+             "a positive number (the Reynolds number, nu = 1/Re)")
         if isinstance(self.forcing, str):
             if self.forcing not in FORCINGS:
                 out.append(f"{name['forcing']} {self.forcing!r} is unknown: choose one of {', '.join(FORCINGS)} "
@@ -151,11 +151,12 @@ class FlowSpec:
             raise ValueError("invalid flow settings:\n  - " + "\n  - ".join(problems))
         return self
 
-    def solver_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of solver.NavierStokes2D (with ``n`` and the numerics: backend, dtype ...)."""
+    def solver_kwargs(self, **numerics) -> dict[str, Any]:
+        """Keyword arguments of solver.NavierStokes2D besides ``n``: this flow's, plus ``numerics``
+        (backend, dtype, comm, threads)."""
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         kwargs["forcing"] = None if not self.forced else self.forcing
-        return kwargs
+        return kwargs | numerics
 
 
 def _real(v) -> bool:

@@ -180,7 +180,7 @@ class DataConfig:
 
     def solver_kwargs(self, case: "Case") -> dict[str, Any]:
         """Keyword arguments of solver.NavierStokes2D (besides n and comm) for one case."""
-        return dict(self.flow(case).solver_kwargs(), backend=self.backend, dtype=self.solver_dtype)
+        return self.flow(case).solver_kwargs(backend=self.backend, dtype=self.solver_dtype)
 
     def ic_seed(self, split: str, trajectory: int) -> int:
         """Seed of a trajectory's initial vorticity. Train, valid and test use disjoint blocks;

@@ -78,7 +78,7 @@ def test_hash_tracks_data_not_descriptions():
     (dict(n=32, coarsen_factors=[16]), ">= 4 points"),
     (dict(forcing_wavenumber=30, n=64), "not resolved"),
     (dict(reynolds=[]), "non-empty"),
-    (dict(reynolds=[-5.0]), "positive Reynolds"),
+    (dict(reynolds=[-5.0]), "flow.reynolds must be a positive number"),
     (dict(boundaries=["slippery"]), "unknown"),
     (dict(train=0), "trajectories.train"),
     (dict(snapshots=0), "time.snapshots"),
