@@ -59,3 +59,15 @@ def test_an_endless_run_is_refused_not_returned_at_once():
     with pytest.raises(ValueError, match="must be finite"):
         sim.trajectory(w, [0.0, math.inf])
     assert not np.array_equal(sim.advance(w, 0.1), w)
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--forcing-wavenumber", "0"], "forcing_wavenumber must be an integer >= 1"),
+    (["--forcing-wavenumber", "11"], "forcing_wavenumber = 11 is not resolved on n = 32"),
+    (["--boundary", "channel", "--penalization", "inf"], "penalization must be a finite number > 0"),
+])
+def test_simulate_refuses_them_in_one_line(flags, match, capsys):
+    from flexcouple.cli import main
+    assert main(["simulate", "--n", "32", "--t-end", "0.1", "--backend", "numpy"] + flags) == 1
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
