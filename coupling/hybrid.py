@@ -23,19 +23,76 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from coupling.calls import call_surrogate
+from coupling.calls import call_surrogate, finish_running_calls
 from coupling.checks import CheckContext, CheckSuite, FieldDiagnostics, RunningSpectrum
 from coupling.config import HybridConfig
 
 STATE_FILE = "state.npz"
 DECISIONS_FILE = "decisions.jsonl"
+OUTPUTS_DIR = "outputs"
+# the counters of _State a checkpoint records, and every key its metadata must have to resume
+_SCALARS = ("tick", "t_solver", "calls", "streak", "suspended_until", "accepted_outputs", "decisions",
+            "previous_trusted_tick")
+_META = _SCALARS + ("wall_s", "config_hash", "timers", "counts", "history_solver", "recent_max", "samples")
 SOURCES = ("solver", "surrogate", "interpolation")
+
+
+def run_identity(config: HybridConfig) -> str:
+    """The config's part of a run's identity: its hash without the checkpoint's path, since the
+    model is identified by its content digest (recorded beside it), wherever it was loaded from."""
+    return config.replace(checkpoint="").config_hash()
+
+
+# the files a run writes in its directory (paths relative to it, a regular expression)
+RUN_FILES = rf"({re.escape(STATE_FILE)}|{re.escape(DECISIONS_FILE)}|{OUTPUTS_DIR}/\d{{6}}\.npz)"
+
+
+def sort_files(root: Path, ours: str) -> tuple[list[Path], list[Path]]:
+    """(ours, others): the files under ``root`` whose path relative to it matches the regular
+    expression ``ours``, or that are temporaries of an atomic write; and every other file."""
+    from flexcouple.data.well import TMP_MARK
+    mine, others = [], []
+    for p in sorted(root.rglob("*")) if root.is_dir() else []:
+        if p.is_file() or p.is_symlink():
+            own = re.fullmatch(ours, p.relative_to(root).as_posix()) or TMP_MARK in p.name
+            (mine if own else others).append(p)
+    return mine, others
+
+
+def listed(paths: list[Path], root: Path, most: int = 5) -> str:
+    """``paths`` relative to ``root``, the first ``most`` of them, for a message."""
+    return ", ".join(str(p.relative_to(root)) for p in paths[:most]) + (" ..." if len(paths) > most else "")
+
+
+# what reading a truncated or foreign .npz raises
+_DAMAGE = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
+
+
+def _damaged(path: Path, exc: BaseException) -> ValueError:
+    return ValueError(f"{path}: a damaged run state ({type(exc).__name__}: {exc}); the run cannot resume from it: "
+                      "rerun with --overwrite to start over, or use another --out")
+
+
+def _read_state(path: Path) -> tuple[dict, dict]:
+    """(meta, arrays) of a run state file; a ValueError naming it when it is damaged."""
+    try:
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: np.asarray(z[k]) for k in z.files if k != "meta"}
+        missing = [k for k in _META if k not in meta] + ([] if "solver" in arrays else ["the solver state"])
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+    except _DAMAGE as exc:
+        raise _damaged(path, exc) from None
+    return meta, arrays
 
 
 @dataclass
@@ -245,6 +302,8 @@ class HybridSimulation:
             from solver.mpi import abort_on_error
             abort_on_error(self.comm, exc, prefix="hybrid run: error")
             raise
+        finally:
+            finish_running_calls()
 
     def _run(self, omega0=None) -> HybridResult:
         from solver.mpi import local_part
@@ -498,7 +557,7 @@ class HybridSimulation:
         if self.out is not None:
             t0 = time.perf_counter()
             from flexcouple.data.well import atomic_path
-            path = self.out / "outputs" / f"{i:06d}.npz"
+            path = self.out / OUTPUTS_DIR / f"{i:06d}.npz"
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 arrays = {"field": self.outputs[i][0], "source": np.array(source)}
                 if std is not None:
@@ -525,10 +584,10 @@ class HybridSimulation:
         st = self.state
         if self.harvest is not None:
             self.harvest.flush()
-        scalars = {k: getattr(st, k) for k in ("tick", "t_solver", "calls", "streak", "suspended_until",
-                                               "accepted_outputs", "decisions", "previous_trusted_tick")}
-        meta = dict(scalars, wall_s=self._elapsed(), config_hash=self.cfg.config_hash(), timers=st.timers.as_dict(), counts=st.counts,
-                    history_solver=st.history_solver, recent_max=st.recent_max, samples=self.checks.state())
+        scalars = {k: getattr(st, k) for k in _SCALARS}
+        meta = dict(scalars, wall_s=self._elapsed(), config_hash=run_identity(self.cfg), model=self._model(),
+                    timers=st.timers.as_dict(), counts=st.counts, history_solver=st.history_solver,
+                    recent_max=st.recent_max, samples=self.checks.state())
         arrays = {"solver": np.asarray(solver_global), "meta": np.array(json.dumps(meta))}
         if st.history:
             arrays["history"] = np.stack(st.history)
@@ -539,6 +598,27 @@ class HybridSimulation:
         with atomic_path(self.out / STATE_FILE) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
+    def _model(self) -> dict | None:
+        """The model a run state records: the surrogate's content digest (a FLEX checkpoint's) and
+        where it was loaded from; None for a surrogate without a digest."""
+        digest = getattr(self.surrogate, "digest", None)
+        return None if digest is None else {"digest": digest, "source": str(getattr(self.surrogate, "source", ""))}
+
+    def _refusal(self, meta: dict) -> str | None:
+        """Why the run state ``meta`` in ``out`` cannot be resumed by this run (None: it can)."""
+        if meta["config_hash"] != run_identity(self.cfg):
+            return (f"{self.out} holds a run of another config (hash {meta['config_hash']}, this config "
+                    f"{run_identity(self.cfg)}); use another --out or --overwrite")
+        old, new = meta.get("model"), self._model()
+        if (old or {}).get("digest") != (new or {}).get("digest"):
+            def named(m):
+                return (f"the checkpoint {m['source'] or '?'} (content digest {m['digest'][:12]})" if m
+                        else "a surrogate without a checkpoint digest")
+            return (f"{self.out} holds a run made with {named(old)}, but this run loads {named(new)}: another "
+                    "model, and one trajectory must not come from two; resume with the model it started with, "
+                    "or use another --out, or --overwrite to start over")
+        return None
+
     def _resume(self):
         """Load the last checkpoint of this config from ``out`` (all ranks); the solver state, or None."""
         if self.out is None:
@@ -548,13 +628,12 @@ class HybridSimulation:
             self.out.mkdir(parents=True, exist_ok=True)
             path = self.out / STATE_FILE
             if path.is_file():
-                with np.load(path) as z:
-                    meta = json.loads(str(z["meta"]))
-                    if meta.get("config_hash") != self.cfg.config_hash():
-                        found = ("error", f"{self.out} holds a run of another config (hash {meta.get('config_hash')}, "
-                                          f"this config {self.cfg.config_hash()}); use another --out or --overwrite")
-                    else:
-                        found = ("ok", meta, {k: np.asarray(z[k]) for k in z.files if k != "meta"})
+                try:
+                    meta, arrays = _read_state(path)
+                    refusal = self._refusal(meta)
+                    found = ("error", refusal) if refusal else ("ok", meta, arrays)
+                except ValueError as exc:
+                    found = ("error", str(exc))
             elif (self.out / DECISIONS_FILE).exists():
                 (self.out / DECISIONS_FILE).unlink()  # a log without a checkpoint: nothing to resume
         found = self._bcast(found)
@@ -564,8 +643,7 @@ class HybridSimulation:
             raise ValueError(found[1])
         _, meta, arrays = found
         st = self.state
-        for k in ("tick", "t_solver", "calls", "streak", "suspended_until", "accepted_outputs", "decisions",
-                  "previous_trusted_tick"):
+        for k in _SCALARS:
             setattr(st, k, meta[k])
         st.timers = _Timers(**meta["timers"])
         st.wall_before = float(meta["wall_s"])
@@ -582,8 +660,12 @@ class HybridSimulation:
             (self.out / DECISIONS_FILE).write_text("".join(line + "\n" for line in lines))
             self.decisions = [json.loads(line) for line in lines]
             for i in range(st.tick // self.output_every + 1):
-                with np.load(self.out / "outputs" / f"{i:06d}.npz") as z:
-                    self.outputs[i] = (z["field"], z["std"] if "std" in z.files else None, str(z["source"]))
+                path = self.out / OUTPUTS_DIR / f"{i:06d}.npz"
+                try:
+                    with np.load(path) as z:
+                        self.outputs[i] = (z["field"], z["std"] if "std" in z.files else None, str(z["source"]))
+                except _DAMAGE as exc:
+                    raise _damaged(path, exc) from None
             if self.progress:
                 print(f"resuming {self.out} at t = {st.tick * self.dt_tick:g} ({st.tick}/{self.n_ticks} ticks)",
                       flush=True)

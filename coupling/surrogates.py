@@ -12,6 +12,9 @@ over MPI ranks: ``members`` (which member indices to draw; default ``range(ensem
 (the call's index in the run). Member ``m`` of call ``c`` is drawn from the seed
 ``(seed, c, m)`` alone, so the answer does not depend on how members are spread over ranks, nor on
 whether the run was interrupted and resumed. ``time`` (the output time) is passed for the oracle.
+
+A surrogate may carry a ``digest`` (FLEX: its checkpoint's content digest): a run records it and
+resumes only with the same model. Every call gets its own copy of the input.
 """
 from __future__ import annotations
 
@@ -102,8 +105,11 @@ class FlexSurrogate:
 
     def __init__(self, model, config: dict, *, device: str = "cpu", steps: int = 2, ensemble: int = 1,
                  seed: int = 0, source: str = "", member_batch: int | None = None):
+        from flexcouple.checkpoint import config_digest
         self.model = model
         self.config = config
+        # the checkpoint's content: its config, which holds the SHA-256 of its verified weights
+        self.digest = config_digest(config)
         self.device = device
         self.steps = int(steps)
         self.ensemble = int(ensemble)
