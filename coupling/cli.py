@@ -4,15 +4,15 @@
 Writes into ``--out``: ``config.toml`` (what ran), ``trajectory.h5`` (our Well layout, each snapshot's
 source), ``decisions.jsonl`` (one line per surrogate call, as it happens), ``summary.json`` (wall time
 split, calls accepted and rejected by reason; with ``--reference`` the accuracy against a pure-solver
-run from the same initial field and the speedup), ``harvest/`` (rejected calls with the solver's
-answer, a data set for ``flexcouple train``) and, while running, ``state.npz`` + ``outputs/`` (a killed
-run resumes from its last output when the same command is run again).
+run from the same initial field and the speedup), ``harvest/`` with ``[harvest] enabled = true``
+(rejected calls with the solver's answer, a data set for ``flexcouple train``) and, while running,
+``state.npz`` + ``outputs/`` (a killed run resumes from its last output when the same command is run
+again).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", action="store_true",
                    help="also run the pure fine solver from the same state: accuracy and speedup")
     p.add_argument("--no-harvest", dest="harvest", action="store_false", default=True,
-                   help="do not write rejected calls to <out>/harvest")
-    p.add_argument("--overwrite", action="store_true", help="start over in --out, discarding a previous run there")
+                   help="do not write rejected calls to <out>/harvest, whatever [harvest] enabled says")
+    p.add_argument("--overwrite", action="store_true", help="start over in --out, removing the files a previous "
+                   "run wrote there (refused when other files sit in its outputs/, reference/ or harvest/)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -66,6 +67,8 @@ def _prepare(args):
 
 def _run(args, comm) -> int:
     from solver.mpi import agreed
+
+    from coupling.hybrid import STATE_FILE, run_identity
     rank = 0 if comm is None else comm.rank
     cfg = agreed(comm, _prepare, args)
     out = Path(args.out)
@@ -76,7 +79,7 @@ def _run(args, comm) -> int:
         previous = out / "config.toml"
         if previous.exists() and not args.overwrite:
             old = HybridConfig.from_toml(previous)
-            if old.config_hash() != cfg.config_hash() and (out / "state.npz").exists():
+            if run_identity(old) != run_identity(cfg) and (out / STATE_FILE).exists():
                 raise_later = (f"{out} holds a run of another config ({previous}); use another --out, or "
                                "--overwrite to discard it")
             else:
@@ -90,7 +93,7 @@ def _run(args, comm) -> int:
         (out / "config.toml").write_text(cfg.to_toml(comments=False))
 
     rows = []
-    result = _one_run(cfg, out, args, comm, harvest=args.harvest and cfg.mode != "pure")
+    result = _one_run(cfg, out, args, comm, harvest=cfg.harvest and args.harvest and cfg.mode != "pure")
     if rank == 0:
         from coupling.report import write_trajectory
         write_trajectory(out / "trajectory.h5", result)
@@ -130,13 +133,31 @@ def _one_run(cfg: HybridConfig, out: Path, args, comm, harvest: bool):
     return sim.run()
 
 
+RUN_FOLDERS = ("outputs", "reference", "harvest")  # a run's own folders in --out: nothing else may sit there
+
+
 def _clear_run(out: Path) -> None:
-    """Remove what a previous run wrote in ``out`` (only our own files; anything else stays)."""
-    for name in ("state.npz", "decisions.jsonl", "summary.json", "trajectory.h5", "config.toml"):
-        (out / name).unlink(missing_ok=True)
-    for name in ("outputs", "reference", "harvest"):
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
+    """Remove what a previous run wrote in ``out``, and nothing else. Refuse, naming them, before
+    removing anything, when other files sit in the folders a run writes (outputs/, reference/,
+    harvest/), so a user's own files are never lost; other files directly in ``out`` stay."""
+    from coupling.harvest import HARVEST_FILES
+    from coupling.hybrid import RUN_FILES, listed, sort_files
+    written = (rf"(config\.toml|summary\.json|trajectory\.h5|{RUN_FILES}|reference/({RUN_FILES}|trajectory\.h5)"
+               rf"|harvest/{HARVEST_FILES})")
+    ours, others = sort_files(out, written)
+    # a temporary file counts as the run's only where the run writes
+    ours = [p for p in ours if len(p.relative_to(out).parts) == 1 or p.relative_to(out).parts[0] in RUN_FOLDERS]
+    others = [p for p in others if p.relative_to(out).parts[0] in RUN_FOLDERS]
+    if others:
+        raise FileExistsError(f"--overwrite removes only the files a run wrote, and {len(others)} other file(s) "
+                              f"in {out} are in the way: {listed(others, out)}; move them elsewhere and retry")
+    for p in ours:
+        p.unlink()
+    # the folders left empty, deepest first
+    for d in sorted({q for p in ours for q in p.parents if out in q.parents}, key=lambda q: len(q.parts),
+                    reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
 
 
 def _jsonable(o):

@@ -12,18 +12,25 @@ Every rejected call adds one example, written in our Well layout so that ``Super
 Examples are flushed in part files ``data/train/<task>_p<k>.hdf5`` (atomic writes) whenever the run
 checkpoints, and ``flexcouple_dataset.json`` lists every part, so an interrupted run loses nothing
 it had checkpointed. Each example records the rejection reason, the call and the time.
+
+A harvest folder holds nothing else: one that holds another data set, the harvest of another run, or
+files a harvest does not write is refused before the run starts, so nothing there is overwritten.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
+from coupling.hybrid import listed, run_identity, sort_files
 from flexcouple.data import well
 
 REASONS = ("check_failed", "exception", "timeout", "wrong_output")
 FORMAT = "flexcouple-harvest"
+# the files a harvest writes (paths relative to its folder, a regular expression)
+HARVEST_FILES = rf"({re.escape(well.METADATA_FILE)}|data/train/(superres|forecast)_p\d{{4}}\.hdf5)"
 
 
 class Harvest:
@@ -34,7 +41,30 @@ class Harvest:
         self.normalization = normalization
         self.interval = float(interval)
         self.pending: list[dict] = []
+        self._check_folder()
         self.parts = sorted(str(p.relative_to(self.root)) for p in (self.root / "data" / "train").glob(f"{task}_p*.hdf5"))
+
+    def _check_folder(self) -> None:
+        """Refuse a folder that holds another data set, another run's harvest, or other files."""
+        meta_path = self.root / well.METADATA_FILE
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text())
+                fmt, config_hash = meta.get("format"), meta.get("config_hash")
+            except (OSError, ValueError, AttributeError):
+                raise FileExistsError(f"{meta_path} cannot be read, so {self.root} is not known to be this run's "
+                                      "harvest; choose another [harvest] dir") from None
+            if fmt != FORMAT:
+                raise FileExistsError(f"{self.root} holds another data set ({meta_path}: format {fmt!r}), not a "
+                                      "harvest; choose another [harvest] dir, its files would be overwritten")
+            if config_hash != self.config_hash:
+                raise FileExistsError(f"{self.root} holds the harvest of another run ({config_hash}, this run "
+                                      f"{self.config_hash}); choose another [harvest] dir")
+        _, others = sort_files(self.root, HARVEST_FILES)
+        if others:
+            raise FileExistsError(f"{self.root} holds {len(others)} file(s) a harvest does not write: "
+                                  f"{listed(others, self.root)}; choose an empty or new [harvest] dir, or move "
+                                  "them elsewhere")
 
     def add(self, snapshots: np.ndarray, *, reason: str, call: int, time: float, checks: list[str]) -> None:
         """One example: ``snapshots`` (n_t, n, n), oldest first (forecast: history + answer)."""
@@ -67,7 +97,7 @@ class Harvest:
 
     @property
     def config_hash(self) -> str:
-        return f"harvest-{self.config.config_hash()}"
+        return f"harvest-{run_identity(self.config)}"
 
     def _write_metadata(self) -> None:
         cfg = self.config
