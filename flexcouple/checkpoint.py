@@ -17,9 +17,11 @@ config.json edited after it was saved (its own hash differs: a changed ``normali
 ``arch.heads`` would otherwise run silently wrong), and weights whose names or shapes do not match the
 model the config describes.
 
-Format version 1 (before ``config_sha256``) still loads, with a one-line warning on stderr;
-:func:`reseal` upgrades such a checkpoint in place once its weights are verified, and every
-:func:`save_checkpoint` writes version 2.
+A config without that record (format version 1, or none) is refused too: anyone could edit it and
+set its version back. It loads only when the caller opts in with ``allow_unverified=True``
+(``--allow-unverified`` on the command line, ``[surrogate] allow_unverified`` in a hybrid config),
+with a one-line warning on stderr; :func:`reseal` upgrades such a checkpoint in place once its
+weights are verified, and every :func:`save_checkpoint` writes version 2.
 """
 from __future__ import annotations
 
@@ -138,10 +140,22 @@ def _write_config(path: Path, config: dict) -> None:
 
 
 _warned_unsealed: set[str] = set()
+ALLOW_UNVERIFIED = "--allow-unverified"  # the command-line flag of every command that loads checkpoints
 
 
-def _verify_config(cfg_path: Path, config: dict) -> None:
-    version = config.get("format_version", 0)
+def _format_version(cfg_path: Path, config: dict) -> int:
+    version = config.get("format_version", 0)  # absent: written before versions were recorded
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{cfg_path}: format_version must be an integer (this flexcouple writes {FORMAT_VERSION}), "
+                         f"got {version!r} ({type(version).__name__}); the file was edited or damaged: restore "
+                         "the original or retrain")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{cfg_path} has format version {version}; this flexcouple reads up to {FORMAT_VERSION}: "
+                         "upgrade flexcouple")
+    return version
+
+
+def _verify_config(cfg_path: Path, config: dict, version: int, allow_unverified: bool) -> None:
     if version >= 2:
         recorded = config.get(CONFIG_HASH)
         if not isinstance(recorded, str):
@@ -150,14 +164,21 @@ def _verify_config(cfg_path: Path, config: dict) -> None:
             raise ValueError(f"{cfg_path} was edited after it was saved (its content no longer matches its "
                              f"{CONFIG_HASH}); refusing it, since a changed normalization or architecture "
                              "would run silently wrong. Restore the original file or retrain.")
+    elif not allow_unverified:
+        raise ValueError(f"{cfg_path} is format version {version}: it records no hash of itself ({CONFIG_HASH}), "
+                         "so an edit to it (a changed normalization or architecture) cannot be detected. If you "
+                         f"trust it, seal it once with flexcouple.checkpoint.reseal('{cfg_path.parent}') (it checks "
+                         f"the weights' hashes first), or load it unverified with allow_unverified=True "
+                         f"({ALLOW_UNVERIFIED} on the command line)")
     elif str(cfg_path.resolve()) not in _warned_unsealed:
         _warned_unsealed.add(str(cfg_path.resolve()))
         print(f"warning: {cfg_path} is format version {version} (no config hash: edits to it cannot be "
               f"detected); upgrade it with flexcouple.checkpoint.reseal('{cfg_path.parent}')", file=sys.stderr)
 
 
-def read_config(path: str | os.PathLike) -> dict:
-    """The checkpoint's config.json (``path`` is the directory or any file in it), verified."""
+def read_config(path: str | os.PathLike, *, allow_unverified: bool = False) -> dict:
+    """The checkpoint's config.json (``path`` is the directory or any file in it), verified;
+    ``allow_unverified``: also one that records no hash of itself (format version 1), with a warning."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: it does not exist")
@@ -173,13 +194,11 @@ def read_config(path: str | os.PathLike) -> dict:
         raise ValueError(f"{cfg_path} is not valid JSON: {exc}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{cfg_path} is not a flexcouple checkpoint config (format field missing)")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{cfg_path} has format version {config['format_version']}; this flexcouple reads "
-                         f"up to {FORMAT_VERSION}: upgrade flexcouple")
+    version = _format_version(cfg_path, config)
     missing = [k for k in REQUIRED if k not in config]
     if missing:
         raise ValueError(f"{cfg_path} lacks {missing}")
-    _verify_config(cfg_path, config)
+    _verify_config(cfg_path, config, version, allow_unverified)
     return config
 
 
@@ -192,7 +211,7 @@ def reseal(path: str | os.PathLike) -> Path:
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     _warned_unsealed.add(str((directory / CONFIG_FILE).resolve()))  # no warning for the file being upgraded
-    config = read_config(directory)
+    config = read_config(directory, allow_unverified=True)  # calling reseal is the opt-in
     files = config.get("files") or {}
     if WEIGHTS_FILE not in files:
         raise ValueError(f"{directory / CONFIG_FILE} records no hash for {WEIGHTS_FILE}; cannot reseal it")
@@ -234,11 +253,13 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: dict | No
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """``(model, config)`` from a checkpoint directory; see the module docstring for what is refused."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+                    allow_unverified: bool = False) -> tuple[nn.Module, dict]:
+    """``(model, config)`` from a checkpoint directory; see the module docstring for what is refused
+    (and for ``allow_unverified``)."""
     from flexcouple.models import model_from_config
 
-    config = read_config(path)
+    config = read_config(path, allow_unverified=allow_unverified)
     directory = Path(path) if Path(path).is_dir() else Path(path).parent
     weights = _load_tensors(directory / WEIGHTS_FILE, config.get("files", {}).get(WEIGHTS_FILE))
     model = model_from_config(config)
@@ -246,9 +267,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval(), config
 
 
-def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_weights(path: str | os.PathLike, *, allow_unverified: bool = False) -> dict[str, torch.Tensor]:
     """The verified tensors of ``model.safetensors`` (no model built)."""
-    config = read_config(path)
+    config = read_config(path, allow_unverified=allow_unverified)
     directory = Path(path) if Path(path).is_dir() else Path(path).parent
     return _load_tensors(directory / WEIGHTS_FILE, config.get("files", {}).get(WEIGHTS_FILE))
 

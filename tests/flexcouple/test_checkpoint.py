@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,13 +121,15 @@ def as_version_1(path):
     return config
 
 
-def test_version_1_loads_with_one_warning_and_reseal_upgrades_it(tmp_path, capsys):
+def test_version_1_loads_only_when_asked_with_one_warning_and_reseal_upgrades_it(tmp_path, capsys):
     model, path = saved(tmp_path)
     opt = torch.optim.AdamW(model.parameters())
     ckpt.save_training_state(path, model_state=model.state_dict(), optimizer=opt, info={"step": 3})
     as_version_1(path)
-    loaded, config = ckpt.load_checkpoint(path)
-    ckpt.load_training_state(path)  # warned once per file, not once per read
+    with pytest.raises(ValueError, match="format version 1: it records no hash of itself"):
+        ckpt.load_checkpoint(path)
+    loaded, config = ckpt.load_checkpoint(path, allow_unverified=True)
+    ckpt.read_config(path, allow_unverified=True)  # warned once per file, not once per read
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "format version 1" in err[0] and "reseal" in err[0], err
     assert config["format_version"] == 1
@@ -143,6 +146,46 @@ def test_version_1_loads_with_one_warning_and_reseal_upgrades_it(tmp_path, capsy
     rewrite_config(path, config, seal=False)
     with pytest.raises(ValueError, match="edited"):
         ckpt.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("keep_hash", [True, False])
+def test_setting_the_version_back_does_not_switch_the_tamper_check_off(tmp_path, keep_hash, capsys):
+    _, path = saved(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["format_version"] = 1
+    config["normalization"]["std"] *= 10
+    if not keep_hash:
+        del config[ckpt.CONFIG_HASH]
+    rewrite_config(path, config, seal=False)
+    for load in (ckpt.load_checkpoint, ckpt.read_config, ckpt.load_weights):
+        with pytest.raises(ValueError) as info:
+            load(path)
+        msg = str(info.value)
+        assert "format version 1" in msg and "reseal(" in msg and "allow_unverified=True" in msg, msg
+        assert ckpt.ALLOW_UNVERIFIED in msg
+    assert capsys.readouterr().err == ""
+    del config["format_version"]  # no version at all: the same
+    rewrite_config(path, config, seal=False)
+    with pytest.raises(ValueError, match="format version 0"):
+        ckpt.load_checkpoint(path)
+    _, loaded = ckpt.load_checkpoint(path, allow_unverified=True)  # the user's explicit choice
+    assert loaded["normalization"]["std"] == 10 * NORM["std"] and "warning" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["2", 2.0, True, None, [2]])
+def test_a_format_version_that_is_not_an_integer_is_a_clear_error(tmp_path, version):
+    _, path = saved(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config["format_version"] = version
+    rewrite_config(path, config)
+    with pytest.raises(ValueError, match=r"format_version must be an integer \(this flexcouple writes 2\), got"):
+        ckpt.load_checkpoint(path, allow_unverified=True)
+
+
+def test_the_shipped_model_is_sealed():
+    import flexcouple
+    config = ckpt.read_config(Path(flexcouple.__file__).parent / "shipped" / "flex-tiny-kolmogorov256")
+    assert config["format_version"] == ckpt.FORMAT_VERSION and config[ckpt.CONFIG_HASH] == ckpt.config_digest(config)
 
 
 def test_reseal_refuses_tampered_weights(tmp_path):
