@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(super-resolution x4 of Kolmogorov flow, n = 256, Re = 1000, with the shipped FLEX)")
     p.add_argument("--print-config", action="store_true", help="print a commented example config and exit")
     p.add_argument("--checkpoint", help="FLEX checkpoint directory (default: the config's, else the shipped model)")
+    p.add_argument("--allow-unverified", action="store_true", help="also load a checkpoint whose config.json "
+                   "records no hash of itself (format version 1), so edits to it go undetected")
     p.add_argument("--out", type=Path, default=Path("out/run"), help="run directory (default out/run)")
     p.add_argument("--mode", choices=["superres", "leapfrog", "pure"], help="override the config's mode")
     p.add_argument("--t-end", type=float, help="override the config's t_end")
@@ -45,6 +47,8 @@ def load_config(args) -> HybridConfig:
         changes["t_end"] = args.t_end
     if args.checkpoint:
         changes["checkpoint"] = str(args.checkpoint)
+    if args.allow_unverified:
+        changes["allow_unverified"] = True
     return cfg.replace(**changes).validate() if changes else cfg
 
 

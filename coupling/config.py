@@ -54,7 +54,7 @@ SECTIONS = {
     "penalization": "solver",
     "surrogate": "surrogate", "checkpoint": "surrogate", "device": "surrogate", "sample_steps": "surrogate",
     "ensemble": "surrogate", "seed": "surrogate", "strategy": "surrogate", "timeout": "surrogate",
-    "torch_threads": "surrogate", "lead_time": "surrogate",
+    "torch_threads": "surrogate", "lead_time": "surrogate", "allow_unverified": "surrogate",
     "reanchor_every": "superres", "reanchor_time": "superres",
     "stretch": "leapfrog", "jumps": "leapfrog", "relax": "leapfrog",
     "warmup": "checks", "k_mad": "checks", "window": "checks", "max_rejections": "checks",
@@ -117,6 +117,7 @@ class HybridConfig:
     timeout: float = 120.0                 # seconds per call; a slower call is rejected
     torch_threads: int = 0                 # per rank; 0: cores / ranks
     lead_time: float = 0.0                 # forecast stand-ins only (FLEX: from its checkpoint)
+    allow_unverified: bool = False         # load a checkpoint whose config.json records no hash of itself
     # superres mode
     reanchor_every: int = 0                # every N outputs a fine burst re-anchors the coarse run; 0: never
     reanchor_time: float = 0.0             # length of that burst (<= output_interval)
@@ -186,6 +187,8 @@ class HybridConfig:
             err(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if not _is_num(self.timeout) or not self.timeout > 0:
             err(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if not isinstance(self.allow_unverified, bool):
+            err(f"surrogate allow_unverified must be true or false, got {self.allow_unverified!r}")
         if not _is_int(self.torch_threads) or self.torch_threads < 0:
             err(f"torch_threads must be an integer >= 0, got {self.torch_threads!r}")
         if not (self.device == "cpu" or self.device == "cuda" or str(self.device).startswith("cuda:")):
@@ -256,7 +259,7 @@ class HybridConfig:
     def config_hash(self) -> str:
         """Identity of a run: everything that changes its trajectory (not where it writes)."""
         d = self.to_dict()
-        for key in ("harvest", "harvest_dir", "name", "torch_threads", "timeout"):
+        for key in ("harvest", "harvest_dir", "name", "torch_threads", "timeout", "allow_unverified"):
             d.pop(key, None)
         defaults = HybridConfig()
         for key in HASHED_WHEN_SET:

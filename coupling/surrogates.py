@@ -134,15 +134,17 @@ class FlexSurrogate:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str = "cpu", steps: int = 2,
-                        ensemble: int = 1, seed: int = 0, member_batch: int | None = None) -> "FlexSurrogate":
-        """Load one of our checkpoints (None: the shipped default) once, on ``device``."""
+                        ensemble: int = 1, seed: int = 0, member_batch: int | None = None,
+                        allow_unverified: bool = False) -> "FlexSurrogate":
+        """Load one of our checkpoints (None: the shipped default) once, on ``device``
+        (``allow_unverified``: see flexcouple.checkpoint)."""
         from flexcouple.checkpoint import load_checkpoint
         path = Path(path) if path else default_checkpoint()
         if not path.exists():
             raise FileNotFoundError(f"no FLEX checkpoint at {path}" + (
                 " (the shipped default model is missing from this installation)" if not path.name else ""))
         _check_device(device)
-        model, config = load_checkpoint(path, device=device)
+        model, config = load_checkpoint(path, device=device, allow_unverified=allow_unverified)
         if not config.get("normalization"):
             raise SurrogateMisfit(f"checkpoint {path} has no normalization; it cannot be used in a run")
         if not isinstance(steps, int) or steps < 1:
@@ -331,7 +333,8 @@ def build_surrogate(config, *, checkpoint: str | None = None, omega0=None, comm=
     if kind == "flex":
         device = _rank_device(config.device, comm)
         sur = FlexSurrogate.from_checkpoint(checkpoint or config.checkpoint or None, device=device,
-                                            steps=config.sample_steps, ensemble=config.ensemble, seed=config.seed)
+                                            steps=config.sample_steps, ensemble=config.ensemble, seed=config.seed,
+                                            allow_unverified=config.allow_unverified)
         sur.check_fits(config.mode, config.n, factor=config.factor)
         return sur
     if kind in ("spectral", "bicubic"):

@@ -169,7 +169,8 @@ def _verify_config(cfg_path: Path, config: dict, version: int, allow_unverified:
                          "so an edit to it (a changed normalization or architecture) cannot be detected. If you "
                          f"trust it, seal it once with flexcouple.checkpoint.reseal('{cfg_path.parent}') (it checks "
                          f"the weights' hashes first), or load it unverified with allow_unverified=True "
-                         f"({ALLOW_UNVERIFIED} on the command line)")
+                         f"({ALLOW_UNVERIFIED} for flexcouple run and evaluate; allow_unverified = true in a "
+                         "hybrid config's [surrogate])")
     elif str(cfg_path.resolve()) not in _warned_unsealed:
         _warned_unsealed.add(str(cfg_path.resolve()))
         print(f"warning: {cfg_path} is format version {version} (no config hash: edits to it cannot be "

@@ -97,7 +97,7 @@ class Predictor:
 
 
 def load_predictor(spec: str, task: str, *, device: str = "cpu", label: str | None = None,
-                   cond_snapshots: int = 2) -> Predictor:
+                   cond_snapshots: int = 2, allow_unverified: bool = False) -> Predictor:
     """A checkpoint directory or a baseline name -> Predictor (refuses a model without ``task``)."""
     if spec in BASELINES:
         from flexcouple.models import build_model
@@ -111,7 +111,7 @@ def load_predictor(spec: str, task: str, *, device: str = "cpu", label: str | No
         raise FileNotFoundError(f"checkpoint {spec} does not exist (give a checkpoint directory written by "
                                 f"'flexcouple train', or one of the baselines {', '.join(BASELINES)})")
     from flexcouple.checkpoint import load_checkpoint
-    model, config = load_checkpoint(path, device=device)
+    model, config = load_checkpoint(path, device=device, allow_unverified=allow_unverified)
     model.eval()
     tasks = tuple(config.get("tasks", ()))
     if task not in tasks:
@@ -238,6 +238,7 @@ class Options:
     observables: tuple[str, ...] = ("vorticity", "velocity")
     progress: bool = True
     figures: str = "summary"
+    allow_unverified: bool = False  # also checkpoints whose config.json records no hash of itself
 
 
 def _condition_pipeline(dataset) -> dict:
@@ -534,7 +535,8 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
     started = time.perf_counter()
     names = _unique_labels(list(specs), labels)
     checkpoints = [s for s in specs if s not in BASELINES]
-    preds = [load_predictor(s, task, device=opts.device, label=n) for s, n in zip(specs, names) if s not in BASELINES]
+    preds = [load_predictor(s, task, device=opts.device, label=n, allow_unverified=opts.allow_unverified)
+             for s, n in zip(specs, names) if s not in BASELINES]
     pasts = {p.cond_snapshots for p in preds}
     if len(pasts) > 1:
         raise ValueError(f"the checkpoints condition on different numbers of past snapshots {sorted(pasts)}; "
@@ -791,6 +793,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="summary: the test and velocity splits in detail, spectra of every split; "
                              "all: every split in detail; none")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--allow-unverified", action="store_true", help="also load checkpoints whose config.json "
+                        "records no hash of itself (format version 1), so edits to it go undetected")
 
 
 def run(args) -> int:
@@ -798,7 +802,7 @@ def run(args) -> int:
     opts = Options(task=args.task, steps=args.steps, ensemble=args.ensemble, batch_size=args.batch_size,
                    max_samples=args.max_samples, horizon=args.horizon, feed=args.feed, seed=args.seed,
                    device=device, observables=tuple(args.observables), progress=not args.no_progress,
-                   figures=args.figures)
+                   figures=args.figures, allow_unverified=args.allow_unverified)
     check_writable(args.out, "--out", directory=True)  # before any model runs
     metrics = evaluate(args.checkpoint, args.data, args.task, args.out, opts=opts, labels=args.label,
                        splits=args.splits, compare=args.compare, overwrite=args.overwrite)

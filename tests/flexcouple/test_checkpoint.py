@@ -188,6 +188,35 @@ def test_the_shipped_model_is_sealed():
     assert config["format_version"] == ckpt.FORMAT_VERSION and config[ckpt.CONFIG_HASH] == ckpt.config_digest(config)
 
 
+def test_every_loader_of_the_command_line_opts_in_by_the_same_name(tmp_path):
+    import shutil
+
+    import flexcouple
+    from coupling.cli import load_config
+    from coupling.config import HybridConfig
+    from coupling.surrogates import build_surrogate
+    from flexcouple.cli import build_parser
+    from flexcouple.evaluation.evaluate import load_predictor
+    path = tmp_path / "v1"
+    shutil.copytree(Path(flexcouple.__file__).parent / "shipped" / "flex-tiny-kolmogorov256", path)
+    as_version_1(path)
+    cfg = HybridConfig(checkpoint=str(path), backend="numpy")
+    for load in (lambda: build_surrogate(cfg), lambda: load_predictor(str(path), "superres")):
+        with pytest.raises(ValueError, match=ckpt.ALLOW_UNVERIFIED):
+            load()
+    assert build_surrogate(cfg.replace(allow_unverified=True)).factor == 4
+    assert load_predictor(str(path), "superres", allow_unverified=True).kind == "checkpoint"
+    toml = tmp_path / "h.toml"
+    toml.write_text(cfg.replace(allow_unverified=True).to_toml())
+    assert HybridConfig.from_toml(toml).allow_unverified
+    assert cfg.replace(allow_unverified=True).config_hash() == cfg.config_hash()  # the run is the same run
+    args = build_parser("run").parse_args(["run", "--checkpoint", str(path), ckpt.ALLOW_UNVERIFIED])
+    assert load_config(args).allow_unverified
+    args = build_parser("evaluate").parse_args(["evaluate", "--checkpoint", str(path), "--data", "d", "--task",
+                                                "superres", "--out", "o", ckpt.ALLOW_UNVERIFIED])
+    assert args.allow_unverified
+
+
 def test_reseal_refuses_tampered_weights(tmp_path):
     _, path = saved(tmp_path)
     as_version_1(path)
