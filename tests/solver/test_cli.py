@@ -48,7 +48,7 @@ def test_simulate_refuses_to_overwrite_and_restarts_from_its_output(tmp_path, ca
 
 @pytest.mark.parametrize("extra, message", [
     (["--n", "33"], "n must be an even integer"),
-    (["--reynolds", "-1"], "reynolds must be positive"),
+    (["--reynolds", "-1"], "reynolds must be a positive number"),
     (["--init", "nowhere.npy"], "does not exist"),
     (["--init", "sideways"], "unknown --init"),
     (["--snapshots", "0"], "--snapshots"),
