@@ -21,6 +21,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from solver.io import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "scipy", "pyfftw", "torch", "mpi4py", "h5py", "cupy-cuda12x")
 
@@ -77,11 +79,5 @@ def finish(info: dict) -> dict:
 
 
 def write_result(out_dir: Path, name: str, result: dict) -> Path:
-    """Write ``out_dir/name.json`` atomically (a stopped benchmark never leaves half a file)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``out_dir/name.json`` atomically (solver.io: a stopped benchmark never leaves half a file)."""
+    return write_text_atomic(Path(out_dir) / f"{name}.json", json.dumps(result, indent=2, default=float) + "\n")

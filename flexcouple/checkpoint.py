@@ -39,6 +39,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import flexcouple
+from solver.io import atomic_path, write_text_atomic
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_weights", "save_training_state", "load_training_state",
            "read_config", "read_training_info", "reseal", "code_version", "FORMAT", "FORMAT_VERSION"]
@@ -76,17 +77,15 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    """Write tensors atomically (a crash never leaves a half file) and return the file's SHA-256."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp),
-              metadata={"format": FORMAT})
-    os.replace(tmp, path)
+    """Write tensors atomically (solver.io: a crash or a full disk never leaves a half file; safetensors'
+    own disk-full error becomes NoSpaceError there) and return the file's SHA-256."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp),
+                  metadata={"format": FORMAT})
     return _sha256(path)
 
 

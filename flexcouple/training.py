@@ -37,7 +37,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from flexcouple.diffusion import check_space
-from solver.paths import check_writable
+from solver.paths import check_readable, check_writable
 
 __all__ = ["TrainConfig", "train", "add_arguments", "run", "step_indices", "step_noise", "rfne"]
 
@@ -496,9 +496,8 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int, *, fa
     the coupling layer rebuilds exactly the pipeline the model was trained on."""
     from flexcouple.data import datasets as ds
 
-    root_path = Path(root)
-    if not root_path.exists():
-        raise FileNotFoundError(f"no data set at {root}; create one with `flexcouple generate`")
+    root_path = check_readable(root, "data set directory", directory=True,
+                               hint="; create one with `flexcouple generate`")
     train_sets, val_sets = {}, {}
     for task in tasks:
         cls = ds.SuperResDataset if task == "superres" else ds.ForecastDataset

@@ -73,7 +73,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except Exception as exc:
-        if is_disk_full(exc) and not isinstance(exc, NoSpaceError):
+        if is_disk_full(exc):  # also a nested atomic_path's NoSpaceError: it names our temporary
             raise no_space(path) from exc
         raise
     finally:

@@ -33,7 +33,7 @@ import numpy as np
 from flexcouple.data import well
 from solver import io
 from solver.mpi import CollectiveError, agree, agreed, run_collectively, world_comm
-from solver.paths import check_writable
+from solver.paths import check_readable, check_writable
 from flexcouple.data.config import (
     COARSEN_METHODS, SPLITS, Case, DataConfig, OODSet, load_config, load_preset, preset_names, to_toml,
 )
@@ -702,7 +702,7 @@ OVERRIDES = ("name", "n", "reynolds", "boundaries", "forcing_wavenumber", "train
 
 
 def config_from_args(args) -> DataConfig:
-    cfg = load_config(args.config) if args.config else load_preset(args.preset or "tiny")
+    cfg = load_config(check_readable(args.config, "--config")) if args.config else load_preset(args.preset or "tiny")
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k, None) is not None}
     if getattr(args, "no_velocity", False):
         changes["store_velocity"] = False

@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from solver.paths import check_writable
+from solver.paths import check_readable, check_writable
 
 from flexcouple.evaluation import report as R
 from flexcouple.evaluation import sources as S
@@ -382,9 +382,7 @@ def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, fac
                 upsample: str | None = None, periodic_bicubic: bool | None = None) -> dict:
     """Open every split to evaluate; the training range; the conditioning pipeline; velocity stats."""
     open_fn = open_fn or open_dataset
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data directory {root} does not exist; make one with 'flexcouple generate'")
+    root = check_readable(root, "data directory", directory=True, hint="; make one with 'flexcouple generate'")
     available = S.split_names(root)
     if "train" not in available:
         raise ValueError(f"{root} has no train split (data/train/*.hdf5): the out-of-distribution categories "
@@ -528,6 +526,9 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if opts.ensemble < 1 or opts.steps < 1 or opts.batch_size < 1 or opts.horizon < 1:
         raise ValueError("--ensemble, --steps, --batch-size and --horizon must be positive integers")
+    if opts.max_samples is not None and opts.max_samples < 1:
+        raise ValueError(f"--max-samples must be at least 1 (samples per split), got {opts.max_samples}; "
+                         "leave it out to evaluate every sample")
     out = Path(out)
     world = World()
     if world.rank == 0 and (out / "metrics.json").exists() and not overwrite:

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from flexcouple.evaluation import metrics as M
+from solver.io import write_text_atomic
 
 FIELD_METRICS = ("rfne", "mse", "psnr", "ssim", "max_error", "correlation")
 CALIBRATION_POINTS = 256  # pixels per sample kept for the spread-vs-error figure
@@ -189,12 +190,7 @@ def to_jsonable(obj):
 
 
 def write_json(path: str | Path, obj) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=1) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(to_jsonable(obj), indent=1) + "\n")
 
 
 TABLE_METRICS = {
@@ -297,11 +293,7 @@ def _decode(obj):
 def save_shard(path: str | Path, key: str, records: list[dict], example: dict) -> None:
     """The finished records of one (model, split), so that an interrupted evaluation resumes there.
     Python's float repr round-trips exactly, so a resumed report equals an uninterrupted one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_encode({"key": key, "records": records, "example": example})))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(_encode({"key": key, "records": records, "example": example})))
 
 
 def load_shard(path: str | Path, key: str) -> tuple[list[dict], dict] | None:

@@ -355,3 +355,28 @@ def test_derived_velocity_matches_the_solvers_stored_velocity(dataset):
     scale = np.abs(stored).max()
     np.testing.assert_allclose(u, stored[..., 0], atol=1e-5 * scale)
     np.testing.assert_allclose(v, stored[..., 1], atol=1e-5 * scale)
+
+
+def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(dataset, tmp_path, capsys, full_disk):
+    out = tmp_path / "o"
+    argv = ["--checkpoint", "bicubic", "--data", str(dataset), "--task", "superres", "--splits", "test",
+            "--max-samples", "2", "--ensemble", "1", "--observables", "vorticity", "--figures", "none",
+            "--out", str(out)]
+    assert _run(argv) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on device while writing {out / '.shards'}" in err and "free space and rerun" in err
+    assert "Traceback" not in err and "Errno" not in err
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no test.tmp, no half shard
+    full_disk.undo()
+    assert _run(argv) == 0 and (out / "metrics.json").is_file()
+
+
+def test_bad_sample_counts_and_a_file_given_as_data_are_named(dataset, tmp_path, capsys):
+    base = ["--checkpoint", "bicubic", "--task", "superres", "--out", str(tmp_path / "o")]
+    assert _run(base + ["--data", str(dataset), "--max-samples", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "--max-samples must be at least 1" in err and "TensorList" not in err
+    (tmp_path / "a_file").write_text("")
+    assert _run(base + ["--data", str(tmp_path / "a_file")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "does not exist" not in err

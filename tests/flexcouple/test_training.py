@@ -264,3 +264,37 @@ def test_bf16_training_on_gpu(tmp_path):
     model, _ = ckpt.load_checkpoint(cfg.out, device="cuda")
     out = model.sample(torch.randn(2, 2, 32, 32, device="cuda"), 1000.0, ensemble=4, task="forecast")
     assert out.shape == (2, 4, 1, 32, 32) and out.device.type == "cuda"
+
+
+def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(generated, tmp_path, capsys, monkeypatch):
+    """safetensors reports a full disk as its own SafetensorError; it is told as every other full disk."""
+    from safetensors import SafetensorError
+
+    from flexcouple.cli import main
+
+    def save_file(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(generated), "--crop", "32", "--steps", "1", "--batch-size", "2",
+            "--val-every", "1", "--val-batches", "1", "--out", str(out), "--no-progress"]
+    with monkeypatch.context() as m:
+        m.setattr(ckpt, "save_file", save_file)
+        assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on device while writing {out / 'model.safetensors'}" in err
+    assert "free space and rerun" in err and "Traceback" not in err and "SafetensorError" not in err
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    assert main(args) == 0  # space freed
+    ckpt.load_checkpoint(out)
+
+
+def test_a_file_given_as_the_data_set_is_named_as_a_file(tmp_path, capsys):
+    from flexcouple.cli import main
+
+    (tmp_path / "a_file").write_text("")
+    assert main(["train", "--data", str(tmp_path / "a_file"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "does not exist" not in err
