@@ -62,10 +62,13 @@ def run(args) -> int:
 
 
 def _prepare(args):
-    """Everything that can be refused, before any work: config, output folder, checkpoint."""
+    """Everything that can be refused, before any work: config, output folder, initial field, checkpoint."""
+    from solver import from_file
     from solver.paths import check_writable
     cfg = load_config(args)
     check_writable(args.out, "--out", directory=True)
+    if cfg.init_file:  # read whole here, so that a damaged file is named before the model loads
+        from_file(cfg.init_file, cfg.n)
     return cfg
 
 

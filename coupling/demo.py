@@ -75,30 +75,30 @@ def run_hybrid_demo(args) -> int:
     from coupling.report import accuracy, format_table, write_trajectory
     from coupling.surrogates import FlexSurrogate
     from flexcouple.data.coarsen import coarsen, upsample
+    from solver.io import write_text_atomic
 
     t_end = args.t_end if args.t_end is not None else (1.5 if args.quick else 8.0)
     ensemble = args.ensemble
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     # --quick: a short spin-up, and one warm-up tick so that leapfrog jumps once by t = 1.5
     cfgs = demo_configs(t_end, ensemble, args.checkpoint or "", spinup=1.0 if args.quick else 5.0,
                         warmup=1 if args.quick else 2)
+    init_path = out / f"initial_field_spinup{cfgs['pure'].spinup:g}.npy"
+    check_outputs(out, [init_path, out / "demo.json"] + [out / f for f in FIGURES], list(cfgs))
+    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint or None, steps=2, seed=0)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"hybrid demo: Kolmogorov flow, Re = 1000 (unseen in training), n = 256, t = 0..{t_end:g}; "
           f"files in {out}/", flush=True)
 
-    # the shared initial field (spun up once, cached)
-    init_path = out / f"initial_field_spinup{cfgs['pure'].spinup:g}.npy"
-    if init_path.exists():
-        omega0 = np.load(init_path)
-    else:
+    def spin_up():
         t0 = time.perf_counter()
         print(f"spin-up: the fine solver from a random field (seed 1234) for t = {cfgs['pure'].spinup:g} ...",
               flush=True)
-        omega0 = HybridSimulation(cfgs["pure"]).initial_field()
-        np.save(init_path, omega0)
+        omega = HybridSimulation(cfgs["pure"]).initial_field()
         print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
+        return omega
 
-    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint or None, steps=2, seed=0)
+    omega0 = cached_initial_field(init_path, cfgs["pure"].n, spin_up)  # shared by the four runs
     results, rows = {}, []
     for name, title in (("pure", "1/4 pure CFD, n = 256"), ("superres", f"2/4 hybrid superres x4 (64^2 solver + FLEX, ensemble {ensemble})"),
                         ("leapfrog", "3/4 hybrid leapfrog (256^2 solver + FLEX jumps of 0.5)"),
@@ -110,7 +110,7 @@ def run_hybrid_demo(args) -> int:
         sim = HybridSimulation(cfg, sur, out=out / name, progress=args.progress)
         res = sim.run(w0)
         write_trajectory(out / name / "trajectory.h5", res)
-        (out / name / "summary.json").write_text(json.dumps(res.summary, indent=2, default=str) + "\n")
+        write_text_atomic(out / name / "summary.json", json.dumps(res.summary, indent=2, default=str) + "\n")
         results[name] = res
 
     pure = results["pure"]
@@ -129,13 +129,46 @@ def run_hybrid_demo(args) -> int:
         rows.append(row)
         report["runs"][name] = {"summary": s, "accuracy": acc, "speedup": row["speedup"]}
     report["runs"]["pure"] = {"summary": pure.summary}
-    (out / "demo.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(out / "demo.json", json.dumps(report, indent=2, default=str) + "\n")
     print("\n" + format_table(rows))
     figures = write_figures(out, pure, results, fine_fields, labels)
     print("\n" + verdict(report))
     print(f"\nfiles: {out}/  demo.json (the table's numbers), {', '.join(p.name for p in figures)}, "
           f"<run>/trajectory.h5 (our Well layout, each snapshot's source), <run>/decisions.jsonl")
     return 0
+
+
+FIGURES = ("fields.png", "correlation.png", "spectra.png")
+
+
+def check_outputs(out: Path, files: list[Path], folders: list[str]) -> None:
+    """Refuse, before any work, an ``out`` the demo cannot fill: not a writable folder, or something
+    in the way of its files (a folder where a file goes) or of its run folders (a file)."""
+    from solver.paths import check_writable
+    check_writable(out, "--out", directory=True)
+    for p in files:
+        if p.is_dir():
+            raise ValueError(f"{p} is a directory where the demo writes a file; move it, or choose another --out")
+    for name in folders:
+        if (out / name).exists() and not (out / name).is_dir():
+            raise ValueError(f"{out / name} is a file where the demo writes its {name} run; move it, or choose "
+                             f"another --out")
+
+
+def cached_initial_field(path: Path, n: int, make) -> np.ndarray:
+    """The field cached in ``path``, or ``make()`` written there atomically when the cache is missing
+    or cannot serve (truncated by a kill, unreadable, another grid): the cache is ours to redo."""
+    from solver import from_file
+    from solver.io import atomic_path
+    if path.is_file():
+        try:
+            return from_file(path, n)
+        except ValueError as exc:
+            print(f"{exc}; computing it again", flush=True)
+    omega = make()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, omega)
+    return omega
 
 
 def verdict(report: dict) -> str:
@@ -196,7 +229,7 @@ def write_figures(out: Path, pure, results, fine_fields, labels) -> list[Path]:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(im, ax=axes[r][-1], shrink=0.8)
-    paths.append(out / "fields.png")
+    paths.append(out / FIGURES[0])
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
 
@@ -208,7 +241,7 @@ def write_figures(out: Path, pure, results, fine_fields, labels) -> list[Path]:
     ax.set_xlabel("t")
     ax.set_ylabel("vorticity correlation with pure CFD")
     ax.legend()
-    paths.append(out / "correlation.png")
+    paths.append(out / FIGURES[1])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -223,7 +256,7 @@ def write_figures(out: Path, pure, results, fine_fields, labels) -> list[Path]:
     ax.set_xlabel("k")
     ax.set_ylabel(f"E(k), mean over t >= {times[len(times) // 2]:g}")
     ax.legend()
-    paths.append(out / "spectra.png")
+    paths.append(out / FIGURES[2])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths

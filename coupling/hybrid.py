@@ -314,8 +314,12 @@ class HybridSimulation:
             omega0 = self.initial_field()
         omega0 = self._bcast(np.asarray(omega0, dtype=np.float64) if self.rank == 0 else None) \
             if self.comm is not None else np.asarray(omega0, dtype=np.float64)
-        if omega0.shape != (cfg.n, cfg.n) or not np.all(np.isfinite(omega0)):
-            raise ValueError(f"omega0 must be a finite ({cfg.n}, {cfg.n}) field, got shape {omega0.shape}")
+        if omega0.shape != (cfg.n, cfg.n):
+            raise ValueError(f"the initial field has shape {omega0.shape}, but the run's grid is ({cfg.n}, {cfg.n})")
+        from solver.initial_conditions import nonfinite_problem
+        problem = nonfinite_problem(omega0)
+        if problem:
+            raise ValueError(f"the initial field {problem}")
         if hasattr(self.surrogate, "reset"):  # the oracle integrates its own fine run from omega0
             self.surrogate.reset(omega0)
         self.outputs: dict[int, tuple] = {}

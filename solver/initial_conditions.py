@@ -104,11 +104,19 @@ def from_file(path, n: int | None = None, dataset: str | None = None) -> np.ndar
         raise ValueError(f"{path}: field is {field.shape[0]}^2 but the solver grid is {n}^2")
     if np.iscomplexobj(field) or field.dtype.kind not in "biuf":
         raise ValueError(f"{path}: the vorticity must be a real array, got dtype {field.dtype}")
-    bad = ~np.isfinite(field)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(f"{path}: contains {int(bad.sum())} NaN or Inf values (first at [{i}, {j}])")
+    problem = nonfinite_problem(field)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     return np.asarray(field, dtype=np.float64)
+
+
+def nonfinite_problem(field) -> str | None:
+    """"contains K NaN or Inf values (first at [i, j])" for a field that has any, else None."""
+    bad = ~np.isfinite(np.asarray(field))
+    if not bad.any():
+        return None
+    first = ", ".join(str(int(i)) for i in np.argwhere(bad)[0])
+    return f"contains {int(bad.sum())} NaN or Inf values (first at [{first}])"
 
 
 class _Unreadable(Exception):

@@ -58,6 +58,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary is removed whatever happens; a full disk raises :class:`NoSpaceError`."""
     path = Path(path)
+    if path.is_dir():  # else the rename at the end fails, naming the temporary
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

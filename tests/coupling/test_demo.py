@@ -39,3 +39,41 @@ def test_the_verdict_says_plainly_where_the_hybrid_loses():
     text = verdict(report)
     assert "0.70x SLOWER" in text and "does NOT restore" in text and "most superres calls were rejected" in text
     assert "1.60x faster" in text and "the whole run" in text
+
+
+def test_a_bad_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    from coupling.hybrid import HybridSimulation
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the demo started working before checking --out")
+
+    monkeypatch.setattr(HybridSimulation, "initial_field", no_work)
+    monkeypatch.setattr("coupling.surrogates.FlexSurrogate.from_checkpoint", no_work)
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "d1" / "demo.json").mkdir(parents=True)
+    (tmp_path / "d2").mkdir()
+    (tmp_path / "d2" / "pure").write_text("")
+    for out, message in [(tmp_path / "a_file", "is a file, not a directory"),
+                         (tmp_path / "a_file" / "demo", "is a file, not a directory"),
+                         (tmp_path / "d1", "demo.json is a directory where the demo writes a file"),
+                         (tmp_path / "d2", "pure is a file where the demo writes its pure run")]:
+        assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "Errno" not in err, err
+
+
+def test_a_damaged_initial_field_cache_is_computed_again(tmp_path, capsys):
+    import numpy as np
+
+    from coupling.demo import cached_initial_field
+
+    field = np.random.default_rng(0).standard_normal((16, 16))
+    path = tmp_path / "initial_field_spinup1.npy"
+    np.save(path, field)
+    path.write_bytes(path.read_bytes()[:100])  # killed while it was written by an older version
+    calls = []
+    make = lambda: calls.append(1) or field  # noqa: E731
+    np.testing.assert_array_equal(cached_initial_field(path, 16, make), field)
+    assert calls == [1] and "cannot be read" in capsys.readouterr().out
+    np.testing.assert_array_equal(cached_initial_field(path, 16, make), field)  # now read from the cache
+    assert calls == [1] and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
