@@ -85,3 +85,15 @@ def test_a_bad_initial_field_is_named_by_what_is_wrong():
     field[3, 4] = np.inf
     with pytest.raises(ValueError, match=r"contains 1 NaN or Inf values \(first at \[3, 4\]\)"):
         sim.run(field)
+
+
+def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(tmp_path, capsys, full_disk):
+    np.save(tmp_path / "good.npy", np.random.default_rng(0).standard_normal((64, 64)))
+    out = tmp_path / "out"
+    assert run(tmp_path, tmp_path / "good.npy", out) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on device while writing {out}" in err and "free space and rerun" in err
+    assert "Traceback" not in err and "Errno" not in err
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    full_disk.undo()
+    assert run(tmp_path, tmp_path / "good.npy", out) == 0 and (out / "trajectory.h5").is_file()
