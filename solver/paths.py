@@ -18,10 +18,7 @@ def check_writable(path, what: str, *, directory: bool = False) -> None:
     """
     path = Path(path)
     if path.exists():
-        if directory and not path.is_dir():
-            raise ValueError(f"{what} {path} is a file, not a directory")
-        if not directory and path.is_dir():
-            raise ValueError(f"{what} {path} is a directory; give a file name")
+        _check_kind(path, what, directory)
         if not os.access(path, os.W_OK | (os.X_OK if directory else 0)):
             raise ValueError(f"{what} {path} is not writable")
         if directory:
@@ -40,7 +37,6 @@ def check_readable(path, what: str, *, directory: bool = False, hint: str = "") 
     is missing, ValueError when it is the wrong kind of thing or unreadable. ``hint`` (what to do)
     ends the message of a missing or wrong-kind path. Returns the path."""
     path = Path(path)
-    kind = "directory" if directory else "file"
     try:
         path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -48,10 +44,15 @@ def check_readable(path, what: str, *, directory: bool = False, hint: str = "") 
     except PermissionError:
         raise ValueError(f"{what} {path} cannot be reached: a folder above it is not searchable "
                          f"(permission denied)") from None
-    if directory and not path.is_dir():
-        raise ValueError(f"{what} {path} is a file, not a directory{hint}")
-    if not directory and path.is_dir():
-        raise ValueError(f"{what} {path} is a directory; give a {kind}{hint}")
+    _check_kind(path, what, directory, hint)
     if not os.access(path, os.R_OK | (os.X_OK if directory else 0)):
         raise ValueError(f"{what} {path} is not readable; check its permissions")
     return path
+
+
+def _check_kind(path: Path, what: str, directory: bool, hint: str = "") -> None:
+    """Refuse a file where a folder goes, or a folder where a file goes."""
+    if directory and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a directory{hint}")
+    if not directory and path.is_dir():
+        raise ValueError(f"{what} {path} is a directory; give a file name{hint}")
