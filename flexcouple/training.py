@@ -385,7 +385,8 @@ def validate(model, val_sets: Mapping, normalization: Mapping, config: TrainConf
 
 # The settings a run stores. Flags default to "not given" (argparse.SUPPRESS), so that on --resume
 # the stored settings are the defaults and only flags the user typed can conflict with them.
-DATA_DEFAULTS = {"data": None, "crop": 64, "factor": None, "upsample": "bicubic", "lead": 1}
+DATA_DEFAULTS = {"data": None, "crop": 64, "factor": None, "upsample": "bicubic", "coarse_source": "truncation",
+                 "lead": 1}
 RESUME_FREE = {"out", "steps", "checkpoint_every", "val_every", "val_batches", "workers", "device", "progress"}
 
 
@@ -407,6 +408,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("--factor", None, "super-resolution factor (none: the data set's largest coarsening factor)", type=int)
     flag("--upsample", "bicubic", "how the coarse field is brought to the fine grid (bicubic is the paper's)",
          choices=["bicubic", "spectral"])
+    flag("--coarse-source", "truncation", "super-resolution inputs: the fine field coarsened (truncation), the "
+         "coarse-solver states stored with the data set (solver: what a hybrid run feeds the model), or both",
+         choices=["truncation", "solver", "both"])
     flag("--lead", 1, "forecast lead in snapshot intervals", type=int)
     parser.add_argument("--match-params", action="store_true", default=unset,
                         help="baselines: match FLEX's parameter count")
@@ -454,6 +458,8 @@ def stored_settings(out: str | os.PathLike) -> dict:
         settings["factor"] = sr["factor"]
     if "upsample" in sr:
         settings["upsample"] = sr["upsample"]
+    if "coarse_source" in sr:
+        settings["coarse_source"] = sr["coarse_source"]
     if "lead" in fc:
         settings["lead"] = fc["lead"]
     return {k: v for k, v in settings.items() if v is not None or k == "dropout"}
@@ -488,10 +494,10 @@ def _make_dataset(cls, root, split, **kwargs):
 
 
 def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int, *, factor: int | None = None,
-                  upsample: str = "bicubic", lead: int = 1):
+                  upsample: str = "bicubic", coarse_source: str = "truncation", lead: int = 1):
     """Training and validation sets of the data helper, {task: Dataset}, plus provenance.
 
-    ``factor`` (None: the data set's largest) and ``upsample`` shape the super-resolution pairs;
+    ``factor`` (None: the data set's largest), ``upsample`` and ``coarse_source`` shape the super-resolution pairs;
     ``lead`` is the forecast lead in snapshot intervals. All three are recorded in the checkpoint, so
     the coupling layer rebuilds exactly the pipeline the model was trained on."""
     from flexcouple.data import datasets as ds
@@ -501,7 +507,8 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int, *, fa
     train_sets, val_sets = {}, {}
     for task in tasks:
         cls = ds.SuperResDataset if task == "superres" else ds.ForecastDataset
-        kwargs = ({"crop": crop, "factor": factor, "upsample": upsample} if task == "superres"
+        kwargs = ({"crop": crop, "factor": factor, "upsample": upsample, "coarse_source": coarse_source}
+                  if task == "superres"
                   else {"past": cond_snapshots, "lead": lead, "crop": crop})
         train_sets[task] = _make_dataset(cls, root, "train", **kwargs)
         try:
@@ -515,7 +522,7 @@ def load_datasets(root: str, tasks, crop: int | None, cond_snapshots: int, *, fa
         info["dataset"] = {k: v for k, v in json.loads(json.dumps(meta, default=str)).items()
                            if len(json.dumps(v)) < 20000}
     for task, d in train_sets.items():
-        info[f"{task}_options"] = {k: getattr(d, k) for k in ("factor", "coarsen_method", "upsample",
+        info[f"{task}_options"] = {k: getattr(d, k) for k in ("factor", "coarsen_method", "upsample", "coarse_source",
                                                               "periodic_bicubic", "past", "lead")
                                    if isinstance(getattr(d, k, None), (int, float, str))}
         if task == "forecast":  # the lead in time units, for the coupling layer
@@ -535,7 +542,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(config.out, "--out", directory=True)
     train_sets, val_sets, info = load_datasets(settings["data"], config.tasks, settings["crop"],
                                                config.cond_snapshots, factor=settings["factor"],
-                                               upsample=settings["upsample"], lead=settings["lead"])
+                                               upsample=settings["upsample"], coarse_source=settings["coarse_source"],
+                                               lead=settings["lead"])
     normalization = getattr(train_sets[config.tasks[0]], "normalization", None)
     if config.init:  # keep what the start checkpoint knows about the tasks not trained here
         from flexcouple.checkpoint import read_config

@@ -29,11 +29,11 @@ def start_index(i: int, horizon: int) -> int:
     return 0 if i == 0 else horizon * ((i - 1) // horizon)
 
 
-def coarse_solver_states(snapshots: np.ndarray, interval: float, factor: int, horizon: int, reynolds: float,
+def coarse_solver_states(snapshots: np.ndarray, interval: float, factor: int, horizon: int,
                          solver_kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(states, horizons)``: ``states[i]`` = c_i of the module docstring, shape (n_t, n / f, n / f),
-    and ``horizons[i]`` = h_i (in snapshot intervals). ``solver_kwargs``: the fine run's solver settings
-    (the coarse run keeps the same physics; only the grid changes)."""
+    and ``horizons[i]`` = h_i (in snapshot intervals). ``solver_kwargs``: the fine run's solver settings,
+    the Reynolds number among them (the coarse run keeps the same physics; only the grid changes)."""
     from flexcouple.data.coarsen import coarsen
     from solver import NavierStokes2D
 
@@ -43,7 +43,7 @@ def coarse_solver_states(snapshots: np.ndarray, interval: float, factor: int, ho
         raise ValueError(f"coarse-solver factor {factor} must be >= 2 and divide the grid n = {n}")
     if horizon < 1:
         raise ValueError(f"coarse-solver horizon must be >= 1 snapshot interval, got {horizon}")
-    sim = NavierStokes2D(n // factor, reynolds, **solver_kwargs)
+    sim = NavierStokes2D(n // factor, **solver_kwargs)
     states = np.empty((n_t, n // factor, n // factor), dtype=np.float64)
     horizons = np.zeros(n_t, dtype=np.int64)
     state = None
@@ -55,6 +55,6 @@ def coarse_solver_states(snapshots: np.ndarray, interval: float, factor: int, ho
             state = np.asarray(sim.backend.to_numpy(sim.advance(state, interval)))
         states[i], horizons[i] = state, i - s
     if not np.all(np.isfinite(states)):
-        raise RuntimeError(f"the coarse solver on {n // factor}^2 blew up at Re {reynolds:g}; use a smaller "
+        raise RuntimeError(f"the coarse solver on {n // factor}^2 blew up at Re {solver_kwargs.get('reynolds')}; use a smaller "
                            "coarse-solver factor or horizon")
     return states, horizons

@@ -68,6 +68,7 @@ SECTIONS = {
     "dealias": "solver", "penalization": "solver",
     "dtype": "storage", "store_velocity": "storage", "coarsen_factors": "storage",
     "coarsen_method": "storage", "store_coarse": "storage",
+    "coarse_solver_factors": "storage", "coarse_solver_horizon": "storage",
     "resolution_tolerance": "checks",
 }
 # TOML key inside its section when it differs from the field name
@@ -131,6 +132,10 @@ class DataConfig:
     coarsen_factors: list[int] = field(default_factory=lambda: [4, 8])
     coarsen_method: str = "spectral"
     store_coarse: bool = False
+    # coarse-solver states (flexcouple.data.coarse_runs): the solver rerun on n / f from the restricted
+    # fine snapshot, restarted every ``coarse_solver_horizon`` snapshots; stored as coarse/solver_x<f>
+    coarse_solver_factors: list[int] = field(default_factory=list)
+    coarse_solver_horizon: int = 4
     # checks: warn when E(k_cutoff) / max E(k) exceeds this
     resolution_tolerance: float = 1e-4
     ood: list[OODSet] = field(default_factory=list)
@@ -198,6 +203,8 @@ class DataConfig:
         """sha256 of everything that changes the data (the name too: files carry it; not descriptions)."""
         d = self.to_dict()
         d.pop("description")
+        if not d["coarse_solver_factors"]:  # unused: data sets made before these keys keep their identity
+            d.pop("coarse_solver_factors"), d.pop("coarse_solver_horizon")
         for o in d["ood"]:
             o.pop("description", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
@@ -262,6 +269,21 @@ class DataConfig:
                     err(f"storage.coarsen_factors: {f!r} is not an integer >= 2")
                 elif _is_int(self.n) and (self.n % f or self.n // f < 4):
                     err(f"storage.coarsen_factors: {f} does not divide n = {self.n} into a coarse grid of >= 4 points")
+        if not isinstance(self.coarse_solver_factors, list):
+            err(f"storage.coarse_solver_factors must be a list of integers, got {self.coarse_solver_factors!r}")
+        else:
+            for f in self.coarse_solver_factors:
+                if not _is_int(f) or f < 2:
+                    err(f"storage.coarse_solver_factors: {f!r} is not an integer >= 2")
+                elif _is_int(self.n) and (self.n % f or self.n // f < 16):
+                    err(f"storage.coarse_solver_factors: {f} does not divide n = {self.n} into a coarse grid of "
+                        ">= 16 points (the coarse solver runs there)")
+        if self.coarse_solver_factors and any(b != "periodic" for b in (self.boundaries or [])):
+            err("storage.coarse_solver_factors needs periodic boundaries (the coarse state is a spectral "
+                f"truncation), got {self.boundaries}")
+        if not _is_int(self.coarse_solver_horizon) or self.coarse_solver_horizon < 1:
+            err(f"storage.coarse_solver_horizon must be an integer >= 1 (snapshot intervals), "
+                f"got {self.coarse_solver_horizon!r}")
         if not _is_number(self.resolution_tolerance) or self.resolution_tolerance <= 0:
             err(f"checks.resolution_tolerance must be > 0, got {self.resolution_tolerance!r}")
         names = set()

@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from flexcouple.data import well
+from flexcouple.data import coarse_runs, well
 from flexcouple.data.coarsen import coarsen, upsample
+
+COARSE_SOURCES = ("truncation", "solver", "both")
 
 
 def load_metadata(root: str | Path) -> dict:
@@ -151,20 +153,37 @@ class SuperResDataset(_VorticityFiles):
     """(coarse upsampled, fine, Re) pairs, one per snapshot (times ``samples_per_snapshot`` crops).
 
     Parameters: ``factor`` (default: the data set's largest coarsening factor), ``coarsen_method``
-    ("spectral" or "stride"; default: the data set's), ``upsample`` ("bicubic" or "spectral"),
+    ("spectral" or "stride"; default: the data set's), ``coarse_source``: "truncation" (the coarse
+    field is the fine one coarsened) or "solver" (the coarse-solver state of
+    :mod:`flexcouple.data.coarse_runs` stored with the data set, what a hybrid run feeds the model) or
+    "both" (each snapshot twice, once from each),
+    ``upsample`` ("bicubic" or "spectral"),
     ``periodic_bicubic``, ``crop`` (None: the full field), ``samples_per_snapshot``, ``reynolds``
     (keep only these Re), ``normalization`` (override), ``seed``.
     """
 
     def __init__(self, root, split: str = "train", crop: int | None = None, *, factor: int | None = None,
                  coarsen_method: str | None = None, upsample: str = "bicubic", periodic_bicubic: bool = False,
-                 samples_per_snapshot: int = 1, reynolds=None, normalization=None, seed: int = 0):
+                 samples_per_snapshot: int = 1, reynolds=None, normalization=None, seed: int = 0,
+                 coarse_source: str = "truncation"):
         super().__init__(root, split, crop=crop, reynolds=reynolds, normalization=normalization, seed=seed)
         coarse_meta = self.meta.get("coarse", {})
-        self.factor = int(factor if factor is not None else max(coarse_meta.get("factors", [8])))
+        if coarse_source not in COARSE_SOURCES:
+            raise ValueError(f"coarse_source must be one of {COARSE_SOURCES}, got {coarse_source!r}")
+        solver_factors = list((self.meta.get("coarse_solver") or {}).get("factors", []))
+        default_factors = solver_factors if coarse_source != "truncation" else coarse_meta.get("factors", [8])
+        self.factor = int(factor if factor is not None else max(default_factors or [8]))
+        self.coarse_source = coarse_source
         self.coarsen_method = coarsen_method or coarse_meta.get("method", "spectral")
         if self.coarsen_method not in ("spectral", "stride"):
             raise ValueError(f"coarsen_method must be 'spectral' or 'stride', got {self.coarsen_method!r}")
+        if coarse_source != "truncation":
+            missing = [Path(info["path"]).name for info in self.files if coarse_runs.group_name(self.factor)
+                       not in info.get("coarse", [])]
+            if missing:
+                raise ValueError(f"{self.root}: no coarse-solver states for x{self.factor} in {', '.join(missing)} "
+                                 f"(it has factors {solver_factors or 'none'}); generate the data set with "
+                                 f"coarse_solver_factors = [{self.factor}] in [storage]")
         if upsample not in ("bicubic", "spectral"):
             raise ValueError(f"upsample must be 'bicubic' or 'spectral', got {upsample!r}")
         if self.n % self.factor:
@@ -174,8 +193,10 @@ class SuperResDataset(_VorticityFiles):
         self.upsample = upsample
         self.periodic_bicubic = periodic_bicubic
         self.samples_per_snapshot = int(samples_per_snapshot)
-        self._stored = f"{self.coarsen_method}_x{self.factor}"
-        self._index = [(fi, traj, t) for fi, info in enumerate(self.files)
+        truncated = f"{self.coarsen_method}_x{self.factor}"
+        self._sources = {"truncation": [truncated], "solver": [coarse_runs.group_name(self.factor)],
+                         "both": [truncated, coarse_runs.group_name(self.factor)]}[coarse_source]
+        self._index = [(fi, traj, t, stored) for stored in self._sources for fi, info in enumerate(self.files)
                        for traj in range(info["n_trajectories"]) for t in range(info["n_t"])]
 
     def __len__(self) -> int:
@@ -184,11 +205,11 @@ class SuperResDataset(_VorticityFiles):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        fi, traj, t = self._index[index // self.samples_per_snapshot]
+        fi, traj, t, stored = self._index[index // self.samples_per_snapshot]
         f = self._file(fi)
         fine = np.asarray(f["t0_fields/vorticity"][traj, t], dtype=np.float64)
-        if "coarse" in f and self._stored in f["coarse"]:
-            coarse = np.asarray(f["coarse"][self._stored]["vorticity"][traj, t], dtype=np.float64)
+        if "coarse" in f and stored in f["coarse"]:
+            coarse = np.asarray(f["coarse"][stored]["vorticity"][traj, t], dtype=np.float64)
         else:  # derived on load: the whole field is periodic in x, so spectral coarsening is clean
             coarse = coarsen(fine, self.factor, self.coarsen_method)
         info = self.files[fi]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flexcouple.data import well
+from flexcouple.data import coarse_runs, well
 from solver import io
 from solver.mpi import CollectiveError, agree, agreed, run_collectively, world_comm
 from solver.paths import check_readable, check_writable
@@ -111,8 +111,13 @@ def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> di
     if not np.all(np.isfinite(snaps)):
         raise RuntimeError(f"non-finite vorticity for Re={case.reynolds:g}, boundary={case.boundary}, seed={seed}; "
                            f"use a finer grid n, a smaller cfl or a lower Re")
-    out = {
-        "vorticity": snaps.astype(storage),
+    out = {"vorticity": snaps.astype(storage)}
+    for factor in cfg.coarse_solver_factors:  # what a superres run's coarse solver holds (coarse_runs)
+        states, horizons = coarse_runs.coarse_solver_states(snaps, cfg.interval, factor, cfg.coarse_solver_horizon,
+                                                            cfg.solver_kwargs(case))
+        out[coarse_runs.group_name(factor)] = states.astype(storage)
+        out["coarse_solver_horizon"] = horizons
+    out.update({
         "seed": np.int64(seed),
         "steps": np.int64(stats.get("steps", 0)),
         "dt_min": np.float64(stats.get("dt_min", np.nan)),
@@ -122,7 +127,7 @@ def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> di
         "wall_time_s": np.float64(stats.get("wall_time_s", np.nan)),
         "resolution_ratio": np.float64(ratio),
         "settings_json": np.array(json.dumps(settings, default=str)),
-    }
+    })
     if velocity is not None:
         out["velocity"] = velocity.astype(storage)
     if solid is not None:
@@ -156,7 +161,8 @@ def load_checkpoint(path: Path, cfg: DataConfig, lazy: bool = False):
         shapes = {k: z[k].shape for k in z.files}  # reads (and checks) every member
     except Exception:  # a damaged checkpoint is recomputed, never trusted
         return None
-    needed = ("vorticity", "settings_json") + PROVENANCE_KEYS + (("velocity",) if cfg.store_velocity else ())
+    needed = ("vorticity", "settings_json") + PROVENANCE_KEYS + (("velocity",) if cfg.store_velocity else ()) \
+        + tuple(coarse_runs.group_name(f) for f in cfg.coarse_solver_factors)
     if any(k not in shapes for k in needed) or shapes["vorticity"] != (cfg.snapshots, cfg.n, cfg.n):
         z.close()
         return None
@@ -526,6 +532,7 @@ def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool
                    for split, paths in files.items()},
         "snapshots": cfg.snapshots, "n": cfg.n, "times": cfg.times(),
         "coarse": {"method": cfg.coarsen_method, "factors": cfg.coarsen_factors, "stored": cfg.store_coarse},
+        "coarse_solver": {"factors": cfg.coarse_solver_factors, "horizon": cfg.coarse_solver_horizon},
         "warnings": warnings_list,
         "generation_wall_time_s": wall, "ranks": ranks,
         "config": cfg.to_dict(),
@@ -574,6 +581,8 @@ def _merge(cfg, case, split, path, records, config_hash, commit, versions, creat
     well.write_parameter_set(path, dataset_name=cfg.name, trajectories=records, times=np.asarray(cfg.times()),
                              x=x, y=x, boundary=case.boundary, parameters=parameters, attrs=attrs,
                              provenance_attrs=provenance, dtype=cfg.dtype, solid=solid, coarse=coarse,
+                             coarse_solver={coarse_runs.group_name(f): (f, cfg.coarse_solver_horizon)
+                                            for f in cfg.coarse_solver_factors},
                              provenance_keys=PROVENANCE_KEYS)
 
 

@@ -100,6 +100,7 @@ def write_parameter_set(
     dtype: str = "float32",
     solid: np.ndarray | None = None,
     coarse: dict[str, tuple[int, str]] | None = None,
+    coarse_solver: dict[str, tuple[int, int]] | None = None,
     provenance_keys: tuple[str, ...] | None = None,
 ) -> None:
     """Write one parameter set atomically. ``trajectories``: dicts with ``vorticity`` (n_t, n, n),
@@ -109,7 +110,9 @@ def write_parameter_set(
     per-trajectory scalars to store (default: every key but the fields).
 
     ``coarse``: {group name: (factor, method)} coarse copies to store, computed here with
-    :func:`flexcouple.data.coarsen.coarsen`."""
+    :func:`flexcouple.data.coarsen.coarsen`. ``coarse_solver``: {group name: (factor, horizon)} coarse-solver
+    states (:mod:`flexcouple.data.coarse_runs`) each trajectory carries under that name, with their
+    ``coarse_solver_horizon`` per snapshot."""
     import h5py
 
     n_traj = len(trajectories)
@@ -179,6 +182,15 @@ def write_parameter_set(
                 g.attrs["method"] = method
                 coarse_dsets[name] = (g.create_dataset("vorticity", shape=(n_traj, n_t, nx // factor, ny // factor),
                                                        dtype=dtype), factor, method)
+        solver_dsets = {}
+        if coarse_solver:
+            cg = f.require_group("coarse")
+            for name, (factor, horizon) in coarse_solver.items():
+                g = cg.create_group(name)
+                g.attrs["factor"], g.attrs["method"], g.attrs["horizon"] = factor, "solver", horizon
+                g.create_dataset("horizon", data=np.asarray(first["coarse_solver_horizon"], dtype=np.int64))
+                solver_dsets[name] = g.create_dataset("vorticity", shape=(n_traj, n_t, nx // factor, ny // factor),
+                                                      dtype=dtype)
 
         prov = f.create_group("provenance")
         for k, v in provenance_attrs.items():
@@ -197,6 +209,8 @@ def write_parameter_set(
                 from flexcouple.data.coarsen import coarsen
                 for dset, factor, method in coarse_dsets.values():
                     dset[i] = coarsen(vort.astype(np.float64), factor, method).astype(dtype)
+            for name, dset in solver_dsets.items():
+                dset[i] = np.asarray(traj[name]).astype(dtype, copy=False)
             for k in per_traj_keys:
                 per_traj[k].append(traj[k])
         for k, vals in per_traj.items():

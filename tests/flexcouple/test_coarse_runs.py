@@ -16,7 +16,7 @@ def test_start_indices_restart_every_horizon():
 def test_states_are_the_coarse_solver_run_from_the_restricted_fine_snapshot():
     fine = NavierStokes2D(64, 200.0, **KW)
     snaps = np.asarray(fine.trajectory(random_field(64, seed=3), [0.0, 0.25, 0.5, 0.75, 1.0]))
-    states, horizons = coarse_solver_states(snaps, 0.25, 2, 2, 200.0, KW)
+    states, horizons = coarse_solver_states(snaps, 0.25, 2, 2, dict(KW, reynolds=200.0))
     assert states.shape == (5, 32, 32) and horizons.tolist() == [0, 1, 2, 1, 2]
     coarse = NavierStokes2D(32, 200.0, **KW)
     np.testing.assert_allclose(states[0], coarsen(snaps[0], 2))
@@ -30,4 +30,4 @@ def test_states_are_the_coarse_solver_run_from_the_restricted_fine_snapshot():
 @pytest.mark.parametrize("factor, horizon, match", [(3, 1, "divide"), (1, 1, ">= 2"), (2, 0, "horizon")])
 def test_bad_settings_are_refused(factor, horizon, match):
     with pytest.raises(ValueError, match=match):
-        coarse_solver_states(np.zeros((2, 64, 64)), 0.25, factor, horizon, 200.0, KW)
+        coarse_solver_states(np.zeros((2, 64, 64)), 0.25, factor, horizon, dict(KW, reynolds=200.0))
