@@ -58,11 +58,11 @@ RUN_FILES = rf"({re.escape(STATE_FILE)}|{re.escape(DECISIONS_FILE)}|{OUTPUTS_DIR
 def sort_files(root: Path, ours: str) -> tuple[list[Path], list[Path]]:
     """(ours, others): the files under ``root`` whose path relative to it matches the regular
     expression ``ours``, or that are temporaries of an atomic write; and every other file."""
-    from flexcouple.data.well import TMP_MARK
+    from solver.io import is_temporary
     mine, others = [], []
     for p in sorted(root.rglob("*")) if root.is_dir() else []:
         if p.is_file() or p.is_symlink():
-            own = re.fullmatch(ours, p.relative_to(root).as_posix()) or TMP_MARK in p.name
+            own = re.fullmatch(ours, p.relative_to(root).as_posix()) or is_temporary(p.name)
             (mine if own else others).append(p)
     return mine, others
 
