@@ -8,7 +8,7 @@ Claim measured: a hybrid run reaches the accuracy of a pure solver run for less 
    a random field spun up by the solver at the hybrid's fine grid ``n`` for ``--spinup``.
 2. Truth: the solver at 2 n (the spun-up field spectrally interpolated), outputs every 0.5 to t_end.
 3. Pure solver at every grid of ``--grids`` (n / 8 ... n), from the spun-up field spectrally truncated.
-4. Each hybrid mode with the shipped FLEX (``--checkpoint``): ``superres`` (x4, the solver at n / 4)
+4. Each hybrid mode with the shipped FLEX (``--checkpoint``): ``superres`` (x4 by default, the solver at n / ``--factor``)
    and ``leapfrog`` (the solver at n, jumps of the model's lead time), at their demo settings.
 5. Accuracy, every method on the same n^2 grid (the truth spectrally truncated to it; coarse runs
    spectrally interpolated to it, so missing small scales count as missing):
@@ -31,6 +31,15 @@ Claim measured: a hybrid run reaches the accuracy of a pure solver run for less 
    off except ``finite``, so every surrogate call is used. It separates what the checks cost from
    what the model can give: if the unguarded hybrid is no faster at equal accuracy, the model (its
    accuracy, or its cost against the solver steps it replaces), not the checks, is the limit.
+
+Regime. The protocol above (x4 from 64^2, the shipped ``tiny`` model, 2 sampling steps) is today's
+case and stays as a row where the hybrid loses: ``bench_costmodel.py`` (``costmodel.json``) measured
+that its coarse run decorrelates at t ~ 1 and that a 2-step ``tiny`` call costs 0.66 s against 2.3 s
+per unit time of the 256^2 solver. The regime chosen from that map, before the model for it is trained,
+is super-resolution x2 from 128^2 (the coarse run resolves the flow: correlation time 5.7) with a
+1-step FLEX between ``c16`` and ``c24`` (0.15-0.27 s a call at 256^2; best case 4.2x for ``c16`` at an
+output every 0.5), trained on the coarse-solver states of the ``superres256x2`` data set. Its headline
+run needs that model (``--factor 2 --checkpoint``); until it exists, this script measures today's case.
 
 Writes ``benchmarks/results/hybrid.json`` (top-level ``speedup``: the best hybrid on both (a) and
 (b)) and ``hybrid.png`` (accuracy against cost, the Pareto front of each method).
@@ -85,6 +94,7 @@ def parse(argv=None):
     p.add_argument("--grids", type=int, nargs="+", default=None, help="pure-solver grids (default n/8 .. n)")
     p.add_argument("--checkpoint", default=None, help="FLEX checkpoint (default: the shipped model)")
     p.add_argument("--ensemble", type=int, default=1, help="superres ensemble members")
+    p.add_argument("--factor", type=int, default=4, help="superres factor (the checkpoint's; the coarse grid is n / factor)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -99,6 +109,8 @@ def parse(argv=None):
     args = p.parse_args(argv)
     if args.fields < 1 or args.t_end <= 0 or args.spinup < 0 or args.n < 16 or args.n % 8:
         p.error("need --fields >= 1, --t-end > 0, --spinup >= 0 and --n a multiple of 8, at least 16")
+    if args.factor < 2 or args.n % args.factor:
+        p.error(f"--factor must be >= 2 and divide --n ({args.n}), got {args.factor}")
     if args.quick:
         args.n, args.fields, args.t_end, args.spinup = 64, 1, 2.5, 1.0  # leapfrog jumps at t = 2, 2.5
     if args.grids is None:
@@ -107,7 +119,7 @@ def parse(argv=None):
 
 
 def base_config(args) -> HybridConfig:
-    return HybridConfig(name="bench", n=args.n, factor=4, reynolds=1000.0, t_end=args.t_end, output_interval=0.5,
+    return HybridConfig(name="bench", n=args.n, factor=args.factor, reynolds=1000.0, t_end=args.t_end, output_interval=0.5,
                         spinup=0.0, backend="pyfftw", checkpoint=args.checkpoint or "", warmup=2, ensemble=1,
                         torch_threads=args.torch_threads)
 
@@ -165,6 +177,8 @@ def protocol_key(args, checkpoint: str) -> str:
     weights = ckpt / "model.safetensors" if ckpt.is_dir() else ckpt
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
     what = [args.n, sorted(args.grids), args.t_end, args.spinup, args.ensemble, args.torch_threads, str(ckpt), stamp]
+    if args.factor != 4:  # keyed only when not the original x4, so finished x4 fields stay valid
+        what.append(args.factor)
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
 
 
@@ -297,7 +311,7 @@ def main(argv=None) -> int:
             best = mode  # the headline is a guarded mode: the unguarded rows are an ablation
     result = {
         "benchmark": "hybrid", **finish(info), "field_loadavg": field_loads, "work": str(work),
-        "protocol": {"reynolds": 1000.0, "n": args.n, "truth_n": 2 * args.n, "grids": args.grids,
+        "protocol": {"reynolds": 1000.0, "n": args.n, "factor": args.factor, "truth_n": 2 * args.n, "grids": args.grids,
                      "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
                      "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
                      "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},

@@ -179,6 +179,59 @@ def render_hybrid(d: dict) -> list[str]:
     return out
 
 
+def render_costmodel(d: dict) -> list[str]:
+    parts = d["parts"]
+    res = sorted({r["reynolds"] for r in parts["solver"]})
+    grid = {(r["n"], r["reynolds"]): r for r in parts["solver"]}
+    ns = sorted({r["n"] for r in parts["solver"]})
+    out = ["Solver, seconds per unit time (steps per unit time at Re 1000 in brackets):", ""]
+    out += table(["n", *[f"Re {fmt(re_)}" for re_ in res]],
+                 [[n, *[f"{fmt(grid[n, re_]['s_per_unit'])}" + (f" ({fmt(grid[n, re_]['steps_per_unit'])})"
+                                                               if re_ == 1000.0 else "") if (n, re_) in grid else "-"
+                        for re_ in res]] for n in ns])
+    sur = parts["surrogate"]
+    archs = list(dict.fromkeys(r["arch"] for r in sur))
+    sizes = sorted({r["n"] for r in sur})
+    calls = {(r["arch"], r["n"], r["steps"]): r["superres_s"] for r in sur}
+    params = {r["arch"]: r["params"] for r in sur}
+    out += ["", "One FLEX super-resolution call, seconds (1 / 2 sampling steps):", ""]
+    out += table(["arch (params)", *[f"n = {n}" for n in sizes]],
+                 [[f"{a} ({params[a] / 1e6:.2f}M)", *[f"{fmt(calls.get((a, n, 1)))} / {fmt(calls.get((a, n, 2)))}"
+                                                      for n in sizes]] for a in archs])
+    best = {}
+    for r in d["maps"]["superres"]:
+        if r["interval"] == 0.5 and r["factor"] in (2, 4):
+            key = (r["n"], r["factor"])
+            if key not in best or r["speedup"] > best[key]["speedup"]:
+                best[key] = r
+    out += ["", "Best-case speedup over the pure solver at n (every output accepted and as accurate as the fine "
+            "grid), output every 0.5; leapfrog: 1 solver tick + 1 jump of lead L, all accepted:", ""]
+    lf = {}
+    for r in d["maps"]["leapfrog"]:
+        if r["acceptance"] == 1.0 and r["jumps"] == 1:
+            key = (r["n"], r["lead"])
+            if key not in lf or r["speedup"] > lf[key]["speedup"]:
+                lf[key] = r
+    rows = []
+    for n in sorted({k[0] for k in best}):
+        cells = [n]
+        for factor in (2, 4):
+            r = best.get((n, factor))
+            cells.append(f"{fmt(r['speedup'])}x ({r['arch']}, {r['steps']}-step)" if r else "-")
+        for lead in (0.1, 0.5):
+            r = lf.get((n, lead))
+            cells.append(f"{fmt(r['speedup'])}x ({r['arch']}, {r['steps']}-step)" if r else "-")
+        rows.append(cells)
+    out += table(["n", "superres x2", "superres x4", "leapfrog L = 0.1", "leapfrog L = 0.5"], rows)
+    runs = d.get("runs") or []
+    if runs:
+        out += ["", "The model against measured hybrid runs (checks on; predicted from the parts and the run's counts):", ""]
+        out += table(["run", "calls (accepted)", "measured s", "predicted s", "predicted / measured"],
+                     [[r["label"], f"{r['calls']} ({r['accepted']})", r["measured_wall_s"], r["predicted"]["wall_s"],
+                       r["predicted_over_measured"]] for r in runs])
+    return out
+
+
 def render_coupling_overhead(d: dict) -> list[str]:
     rows = [[k, v] for k, v in d.get("seconds", {}).items()] + [[k, v] for k, v in d.get("ratios", {}).items()]
     head = [f"n = {fmt(d.get('n'))}, {fmt(d.get('torch_threads'))} torch thread(s):", ""]
@@ -302,7 +355,7 @@ def render_generic(d: dict) -> list[str]:
 
 RENDERERS = {
     "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
-    "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "harvest": render_harvest, "datagen": render_datagen,
+    "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
 }
 

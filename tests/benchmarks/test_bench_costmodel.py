@@ -52,3 +52,10 @@ def test_quick_mode_writes_parts_maps_runs_and_the_figure(tmp_path):
     run = result["runs"][0]
     assert run["calls"] >= 1 and run["measured_wall_s"] > 0 and run["predicted"]["wall_s"] > 0
     assert (tmp_path / "costmodel.png").stat().st_size > 5000
+    # the README's table renders from it (benchmarks/make_tables.py)
+    spec = importlib.util.spec_from_file_location(
+        "make_tables", Path(__file__).resolve().parents[2] / "benchmarks" / "make_tables.py")
+    make_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_tables)
+    text = make_tables.render("costmodel", tmp_path)
+    assert "predicted / measured" in text and "layout not known" not in text
