@@ -57,15 +57,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from flexcouple.models.presets import PRESETS  # noqa: E402
 from provenance import finish, provenance, write_result  # noqa: E402
 
-# candidate FLEX architectures, from the shipped ``tiny`` down to the 16-channel variant; everything
-# but the channels is tiny's (1 ResBlock a level, transformer depth 5, 4 heads)
-CANDIDATES = {
-    "tiny": [32, 32, 64, 64],
-    "c24": [24, 24, 48, 48],
-    "c16": [16, 16, 32, 32],
-}
+# candidate FLEX sizes (flexcouple.models.presets), from the shipped ``tiny`` down to the 16-channel
+# ``c16``; everything but the channels is tiny's (1 ResBlock a level, transformer depth 5, 4 heads)
+CANDIDATE_SIZES = ("tiny", "c24", "c16")
+CANDIDATES = {name: PRESETS["flex"][name]["channels"] for name in CANDIDATE_SIZES}
 FLOW = dict(forcing="kolmogorov", forcing_wavenumber=4, drag=0.1, backend="pyfftw", dtype="float64", threads=1)
 DEFAULT_RE = 1000.0
 
@@ -135,13 +133,13 @@ def measure_solver(ns, reynolds_list, repeats: int) -> list[dict]:
     return rows
 
 
-def candidate_config(arch_channels, factor: int, lead_time: float) -> dict:
-    """The shipped model's config with another channel layout (weights fresh): what a trained candidate
-    would load as, for timing."""
+def candidate_config(size: str, factor: int, lead_time: float) -> dict:
+    """The shipped model's config at another size (weights fresh): what a trained candidate would load
+    as, for timing."""
     from coupling.surrogates import default_checkpoint
     from flexcouple.checkpoint import read_config
     cfg = copy.deepcopy(read_config(default_checkpoint()))
-    cfg["arch"] = dict(cfg["arch"], channels=list(arch_channels))
+    cfg["size"], cfg["arch"] = size, copy.deepcopy(PRESETS["flex"][size])
     cfg["data"]["superres_options"]["factor"] = factor
     cfg["data"]["forecast_options"]["lead_time"] = lead_time
     return cfg
@@ -152,7 +150,7 @@ def candidate_surrogate(name: str, factor: int = 4, lead_time: float = 0.5, step
 
     from coupling.surrogates import FlexSurrogate
     from flexcouple.models import model_from_config
-    cfg = candidate_config(CANDIDATES[name], factor, lead_time)
+    cfg = candidate_config(name, factor, lead_time)
     torch.manual_seed(seed)
     model = model_from_config(cfg).eval()
     return FlexSurrogate(model, cfg, steps=steps, source=f"untrained {name}")

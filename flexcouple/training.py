@@ -37,6 +37,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from flexcouple.diffusion import check_space
+from flexcouple.models import SIZES
 from solver.paths import check_readable, check_writable
 
 __all__ = ["TrainConfig", "train", "add_arguments", "run", "step_indices", "step_noise", "rfne"]
@@ -402,7 +403,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=d.out, help="checkpoint directory (default: %(default)s)")
     flag("--task", d.task, choices=list(TASK_CHOICES))
     flag("--model", d.model, choices=["flex", "unet", "uvit", "regression"])
-    flag("--size", d.size, choices=["tiny", "small", "medium", "big"])
+    flag("--size", d.size, choices=list(SIZES), help_text="c16 / c24: tiny with 1/2 and 3/4 of its channels (FLEX only)")
     flag("--crop", 64, "training crop size, divisible by 16", type=int)
     flag("--cond-snapshots", d.cond_snapshots, type=int)
     flag("--factor", None, "super-resolution factor (none: the data set's largest coarsening factor)", type=int)

@@ -26,7 +26,7 @@ __all__ = ["build_model", "count_parameters", "model_from_config", "MODEL_NAMES"
            "InterpolationModel"]
 
 MODEL_NAMES = ("flex", "unet", "uvit", "regression") + tuple(INTERPOLATION_METHODS)
-SIZES = ("tiny", "small", "medium", "big")
+SIZES = ("c16", "c24", "tiny", "small", "medium", "big")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
@@ -67,6 +67,8 @@ def build_model(name: str, size: str = "tiny", tasks: Sequence[str] = ("superres
         return model
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {SIZES}")
+    if size not in PRESETS[name]:
+        raise ValueError(f"unknown size {size!r} for {name}; choose from {list(PRESETS[name])}")
     arch = dict(arch or {})
     if match_params is not None:
         if name not in ("unet", "uvit"):

@@ -3,7 +3,10 @@
 ``small`` / ``medium`` / ``big`` are the paper code's presets; at image size 256 our modules have
 exactly the reference's parameter counts (FLEX 49,718,529 / 199,170,561 / 949,803,905 super-resolution
 only; 58,315,969 / 233,836,225 / 1,089,812,225 multi-task; tests/flexcouple/test_models.py checks
-them). ``tiny`` is ours, for CPUs: 2.4M parameters (super-resolution), 2.9M (multi-task).
+them). ``tiny`` is ours, for CPUs: 2.4M parameters (super-resolution), 2.9M (multi-task). ``c24`` and
+``c16`` are tiny with 3/4 and 1/2 of its channels (1.6M and 0.7M multi-task), sized to a hybrid run's
+budget: a 1-step call at 256^2 costs 0.27 and 0.15 s on one core against tiny's 0.35 s
+(``benchmarks/results/costmodel.json``); FLEX (and its regression twin) only.
 
 Counting uses the ``meta`` device: no memory is allocated, so even ``big`` counts in a second.
 """
@@ -22,6 +25,8 @@ BACKBONES = {"flex": FLEX, "unet": UNet, "uvit": UViT}
 PRESETS: dict[str, dict[str, dict]] = {
     "flex": {
         "tiny": dict(channels=[32, 32, 64, 64], res_blocks=[1, 1, 1, 1], depth=5, heads=4),
+        "c24": dict(channels=[24, 24, 48, 48], res_blocks=[1, 1, 1, 1], depth=5, heads=4),
+        "c16": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4),
         "small": dict(channels=[64, 128, 128, 256], res_blocks=[2, 3, 3, 3], depth=13, heads=4),
         "medium": dict(channels=[64, 128, 256, 512], res_blocks=[2, 3, 3, 4], depth=13, heads=8),
         "big": dict(channels=[128, 256, 512, 1152], res_blocks=[2, 3, 3, 3], depth=21, heads=16),

@@ -408,3 +408,15 @@ def test_periodic_conv_trains_under_cpu_autocast():
         out = block(x, torch.randn(2, 6))
     out.float().square().sum().backward()
     assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in block.parameters())
+
+
+def test_hybrid_budget_sizes_are_tiny_with_fewer_channels():
+    from flexcouple.models.presets import PRESETS
+    tasks = ("superres", "forecast")
+    counts = {s: backbone_parameters("flex", s, tasks, image_size=64) for s in ("c16", "c24", "tiny")}
+    assert counts["c16"] < counts["c24"] < counts["tiny"]
+    for size in ("c16", "c24"):
+        assert {k: v for k, v in PRESETS["flex"][size].items() if k != "channels"} == \
+            {k: v for k, v in PRESETS["flex"]["tiny"].items() if k != "channels"}
+    with pytest.raises(ValueError, match="unknown size 'c16' for unet"):
+        build_model("unet", "c16", ("superres",), image_size=64)
