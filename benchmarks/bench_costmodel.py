@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -58,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from flexcouple.models.presets import PRESETS  # noqa: E402
-from provenance import finish, provenance, write_result  # noqa: E402
+from provenance import finish, median_time, provenance, write_result  # noqa: E402
 
 # candidate FLEX sizes (flexcouple.models.presets), from the shipped ``tiny`` down to the 16-channel
 # ``c16``; everything but the channels is tiny's (1 ResBlock a level, transformer depth 5, 4 heads)
@@ -88,15 +86,6 @@ def parse(argv=None):
     if min(args.solver_n) < 16 or any(n % 16 for n in args.surrogate_n):
         p.error("solver grids must be >= 16 and surrogate grids multiples of 16")
     return args
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # -- the parts ---------------------------------------------------------------------------------
@@ -172,8 +161,8 @@ def measure_surrogate(ns, names, repeats: int) -> list[dict]:
             reps = repeats if n <= 512 else 1  # 512^2: calls vary by up to 30% on this shared machine
             for steps in (1, 2):
                 sur.steps = steps
-                sr = _median_time(lambda: sur.superres(coarse, DEFAULT_RE), reps)
-                fc = _median_time(lambda: sur.forecast(history, DEFAULT_RE), reps) if n <= 512 else None
+                sr = median_time(lambda: sur.superres(coarse, DEFAULT_RE), reps, warmup=False)
+                fc = median_time(lambda: sur.forecast(history, DEFAULT_RE), reps, warmup=False) if n <= 512 else None
                 rows.append({"arch": name, "channels": CANDIDATES[name], "params": params, "n": n, "steps": steps,
                              "superres_s": sr, "forecast_s": fc})
                 print(f"surrogate {name:5s} ({params / 1e6:.2f}M) n={n:5d} steps={steps}: superres {sr:7.3f} s"
@@ -205,8 +194,8 @@ def measure_checks(ns, solver_rows, repeats: int) -> list[dict]:
         fc_ctx = CheckContext(candidate=w1, previous=w0, dt=0.5, diagnostics=diag_fc, recent_max=recent,
                               reference_spectrum=spectrum, forecast=True)
         suite.evaluate(sr_ctx), suite.evaluate(fc_ctx)  # warm-up (plans of the check's solvers)
-        sr = _median_time(lambda: suite.evaluate(sr_ctx), repeats)
-        fc = _median_time(lambda: suite.evaluate(fc_ctx), repeats)
+        sr = median_time(lambda: suite.evaluate(sr_ctx), repeats, warmup=False)
+        fc = median_time(lambda: suite.evaluate(fc_ctx), repeats, warmup=False)
         coarse_unit = solver_cost(solver_rows, max(32, n // 4))
         rows.append({"n": n, "superres_s": sr, "forecast_at_lead_0.5_s": fc,
                      "forecast_fixed_s": max(0.0, fc - 0.5 * coarse_unit)})

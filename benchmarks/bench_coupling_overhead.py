@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -31,6 +30,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from provenance import median_time  # noqa: E402
 
 MPI_SCRIPT = textwrap.dedent("""
     import json, sys, time
@@ -52,16 +54,6 @@ MPI_SCRIPT = textwrap.dedent("""
     if comm.rank == 0:
         print(json.dumps({"gather_scatter_s": sorted(times)[len(times) // 2]}))
 """)
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (oneDNN primitives, FFT plans)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -68,6 +69,19 @@ def provenance() -> dict:
         "commit": _commit(),
         "_started": time.perf_counter(),
     }
+
+
+def median_time(fn, repeats: int, warmup: bool = True) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn`` (after one untimed call when ``warmup``:
+    oneDNN primitives, FFT plans)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def finish(info: dict) -> dict:
