@@ -261,23 +261,9 @@ class DataConfig:
             err(f"storage.dtype must be one of {FLOAT_DTYPES}, got {self.dtype!r}")
         if self.coarsen_method not in COARSEN_METHODS:
             err(f"storage.coarsen_method must be one of {COARSEN_METHODS}, got {self.coarsen_method!r}")
-        if not isinstance(self.coarsen_factors, list) or not self.coarsen_factors:
-            err(f"storage.coarsen_factors must be a non-empty list of integers, got {self.coarsen_factors!r}")
-        else:
-            for f in self.coarsen_factors:
-                if not _is_int(f) or f < 2:
-                    err(f"storage.coarsen_factors: {f!r} is not an integer >= 2")
-                elif _is_int(self.n) and (self.n % f or self.n // f < 4):
-                    err(f"storage.coarsen_factors: {f} does not divide n = {self.n} into a coarse grid of >= 4 points")
-        if not isinstance(self.coarse_solver_factors, list):
-            err(f"storage.coarse_solver_factors must be a list of integers, got {self.coarse_solver_factors!r}")
-        else:
-            for f in self.coarse_solver_factors:
-                if not _is_int(f) or f < 2:
-                    err(f"storage.coarse_solver_factors: {f!r} is not an integer >= 2")
-                elif _is_int(self.n) and (self.n % f or self.n // f < 16):
-                    err(f"storage.coarse_solver_factors: {f} does not divide n = {self.n} into a coarse grid of "
-                        ">= 16 points (the coarse solver runs there)")
+        _check_factors("coarsen_factors", self.coarsen_factors, self.n, 4, err, allow_empty=False)
+        # the coarse solver runs on n / f: at least 16 points
+        _check_factors("coarse_solver_factors", self.coarse_solver_factors, self.n, 16, err, allow_empty=True)
         if self.coarse_solver_factors and any(b != "periodic" for b in (self.boundaries or [])):
             err("storage.coarse_solver_factors needs periodic boundaries (the coarse state is a spectral "
                 f"truncation), got {self.boundaries}")
@@ -375,6 +361,18 @@ def _check_boundaries(values, where, err):
 
 
 # ---- TOML in and out -------------------------------------------------------------------------
+def _check_factors(key, factors, n, min_points, err, allow_empty):
+    """storage.<key>: a list of integers >= 2 that divide n into coarse grids of >= ``min_points``."""
+    if not isinstance(factors, list) or (not factors and not allow_empty):
+        err(f"storage.{key} must be a {'' if allow_empty else 'non-empty '}list of integers, got {factors!r}")
+        return
+    for f in factors:
+        if not _is_int(f) or f < 2:
+            err(f"storage.{key}: {f!r} is not an integer >= 2")
+        elif _is_int(n) and (n % f or n // f < min_points):
+            err(f"storage.{key}: {f} does not divide n = {n} into a coarse grid of >= {min_points} points")
+
+
 def from_dict(raw: dict[str, Any], source: str = "config") -> DataConfig:
     """Build a config from the sectioned TOML structure, rejecting unknown keys."""
     raw = dict(raw)
