@@ -197,7 +197,8 @@ class SplitPlan:
 
 
 def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, coarsen_method: str | None = None,
-                 upsample: str | None = None, periodic_bicubic: bool | None = None):
+                 upsample: str | None = None, periodic_bicubic: bool | None = None,
+                 coarse_source: str = "truncation"):
     """The data helper's torch data set for a split: full fields (no crop). Super-resolution with the
     checkpoint's factor, coarsening and upsampling (None: the data set's defaults). For forecasting the
     window holds past + horizon - 1 conditioning snapshots and one target, all consecutive."""
@@ -212,7 +213,7 @@ def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, 
             kwargs["upsample"] = upsample
         if periodic_bicubic is not None:
             kwargs["periodic_bicubic"] = periodic_bicubic
-        return D.SuperResDataset(root, split, **kwargs)
+        return D.SuperResDataset(root, split, coarse_source=coarse_source, **kwargs)
     return D.ForecastDataset(root, split, past=past, lead=1)
 
 
@@ -239,6 +240,7 @@ class Options:
     progress: bool = True
     figures: str = "summary"
     allow_unverified: bool = False  # also checkpoints whose config.json records no hash of itself
+    coarse_source: str = "truncation"  # superres inputs: the truth coarsened, or the stored coarse-solver states
 
 
 def _condition_pipeline(dataset) -> dict:
@@ -330,7 +332,11 @@ def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: S.T
             fine_raw = _denorm(batch["target"], data_norm)
             cond_raw = _denorm(batch["condition"], data_norm)
             if plan.observable == "vorticity":
-                _, coarse_raw = make_condition(fine_raw, pipeline) if pipeline.get("factor") else (None, None)
+                if opts.coarse_source != "truncation":  # the coarse-solver state under its spectral upsampling
+                    from flexcouple.data.coarsen import coarsen
+                    coarse_raw = coarsen(cond_raw, int(pipeline["factor"]), method="spectral")
+                else:
+                    _, coarse_raw = make_condition(fine_raw, pipeline) if pipeline.get("factor") else (None, None)
                 fields = [("vorticity", fine_raw, cond_raw, coarse_raw, model_norm)]
             else:
                 u, v = velocity_from_vorticity(fine_raw[:, 0].numpy())
@@ -404,6 +410,8 @@ def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, fac
         kwargs = {"coarsen_method": coarsen_method} if coarsen_method else {}
         if upsample is not None:  # the checkpoint's own upsampling of the coarse field (default: bicubic)
             kwargs.update(upsample=upsample, periodic_bicubic=bool(periodic_bicubic))
+        if opts.coarse_source != "truncation":
+            kwargs["coarse_source"] = opts.coarse_source
         try:
             ds = open_fn(root, name, task, past=window, factor=factor, **kwargs)
         except ValueError as exc:
@@ -560,6 +568,10 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         raise ValueError(f"the checkpoints were trained on differently upsampled conditions {sorted(upsamplings)}; "
                          "evaluate them separately")
     upsample, periodic_bicubic = upsamplings.pop() if (upsamplings and task == "superres") else (None, None)
+    if opts.coarse_source != "truncation" and (task != "superres" or upsample != "spectral"):
+        raise ValueError(f"--coarse-source {opts.coarse_source} evaluates super-resolution of the stored coarse-solver "
+                         "states and needs checkpoints trained with --upsample spectral (their conditions are the "
+                         "states' spectral upsampling)")
     if (upsample, periodic_bicubic) == ("bicubic", False):
         upsample = periodic_bicubic = None  # the data sets' default
     for p in preds:
@@ -622,7 +634,8 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         return None
     elapsed = time.perf_counter() - started
     metrics = {
-        "task": task, "data": str(data), "steps": opts.steps, "ensemble": opts.ensemble, "seed": opts.seed,
+        "task": task, "data": str(data), "coarse_source": opts.coarse_source if task == "superres" else None,
+        "steps": opts.steps, "ensemble": opts.ensemble, "seed": opts.seed,
         "horizon": opts.horizon if task == "forecast" else None, "feed": opts.feed if task == "forecast" else None,
         "processes": world.size, "wall_time_s": elapsed,
         "training_range": planned["train"].to_dict(), "data_normalization": planned["data_norm"],
@@ -793,6 +806,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figures", choices=["summary", "all", "none"], default="summary",
                         help="summary: the test and velocity splits in detail, spectra of every split; "
                              "all: every split in detail; none")
+    parser.add_argument("--coarse-source", choices=["truncation", "solver"], default="truncation",
+                        help="superres inputs: the truth coarsened (default) or the data set's coarse-solver states "
+                             "(what a hybrid run feeds the model; velocity conditions stay truncations)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--allow-unverified", action="store_true", help="also load checkpoints whose config.json "
                         "records no hash of itself (format version 1), so edits to it go undetected")
@@ -803,7 +819,7 @@ def run(args) -> int:
     opts = Options(task=args.task, steps=args.steps, ensemble=args.ensemble, batch_size=args.batch_size,
                    max_samples=args.max_samples, horizon=args.horizon, feed=args.feed, seed=args.seed,
                    device=device, observables=tuple(args.observables), progress=not args.no_progress,
-                   figures=args.figures, allow_unverified=args.allow_unverified)
+                   figures=args.figures, allow_unverified=args.allow_unverified, coarse_source=args.coarse_source)
     check_writable(args.out, "--out", directory=True)  # before any model runs
     metrics = evaluate(args.checkpoint, args.data, args.task, args.out, opts=opts, labels=args.label,
                        splits=args.splits, compare=args.compare, overwrite=args.overwrite)

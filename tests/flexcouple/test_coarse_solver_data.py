@@ -96,3 +96,34 @@ def test_train_on_coarse_solver_states_records_the_source_and_resumes_with_it(da
     assert "--coarse-source 'solver' (the run has 'both')" in capsys.readouterr().err
     assert main(["train", "--out", str(run), "--resume", "--steps", "3", "--no-progress"]) == 0
     assert ckpt.load_training_state(run)["info"]["step"] == 3
+
+
+def test_evaluate_reports_a_model_on_coarse_solver_inputs(dataset, tmp_path, capsys):
+    import json
+
+    from flexcouple.cli import main
+
+    out_dir, _, _ = dataset
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(out_dir), "--task", "superres", "--size", "c16", "--crop", "32", "--steps", "1",
+                 "--batch-size", "2", "--upsample", "spectral", "--coarse-source", "solver", "--out", str(run),
+                 "--no-progress"]) == 0
+    rfne = {}
+    for source in ("truncation", "solver"):
+        out = tmp_path / f"eval-{source}"
+        assert main(["evaluate", "--checkpoint", str(run), "spectral", "--data", str(out_dir), "--task", "superres",
+                     "--splits", "valid", "--out", str(out), "--coarse-source", source, "--max-samples", "3",
+                     "--ensemble", "2", "--observables", "vorticity", "--figures", "none", "--no-progress"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["coarse_source"] == source
+        rfne[source] = metrics["models"]["spectral"]["by_split"]["valid"]["rfne"]
+    # spectral interpolation of the coarse-solver state is further from the truth than of its truncation
+    assert rfne["solver"] > rfne["truncation"]
+    # a checkpoint trained on bicubic conditions cannot be fed the coarse-solver states' upsampling
+    bicubic = tmp_path / "bicubic"
+    assert main(["train", "--data", str(out_dir), "--task", "superres", "--size", "c16", "--crop", "32", "--steps", "1",
+                 "--batch-size", "2", "--out", str(bicubic), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(bicubic), "--data", str(out_dir), "--task", "superres",
+                 "--splits", "valid", "--out", str(tmp_path / "e3"), "--coarse-source", "solver"]) == 1
+    assert "--upsample spectral" in capsys.readouterr().err
