@@ -156,3 +156,38 @@ def test_tiny_model_overfits_two_samples():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 3, losses
+
+
+def test_band_spectrum_holds_the_shell_energy_and_the_distance_is_exact_for_a_scaled_field():
+    from flexcouple.diffusion import band_spectrum, log_spectral_distance
+    n = 48
+    x = torch.randn(3, 1, n, n, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    bands = band_spectrum(x)
+    # independent sum: the power of every mode with 1 <= round(|k|) <= n // 3, per sample
+    k = torch.fft.fftfreq(n, 1.0 / n)
+    shell = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2).round()
+    keep = (shell >= 1) & (shell <= n // 3)
+    power = torch.fft.fft2(x.float(), norm="forward").abs().square()[:, 0]
+    assert torch.allclose(bands.sum(dim=1), (power * keep).sum(dim=(-2, -1)), rtol=1e-5)
+    assert bands.shape[1] == 6 and (bands > 0).all()  # edges 1, 3, 4, 7, 10, 15 up to n/3 = 16
+    # a field twice as strong holds 4x the energy in every band: the distance is log 4 exactly
+    assert torch.allclose(log_spectral_distance(2 * x, x), torch.full((3,), math.log(4.0)), rtol=1e-4)
+    assert log_spectral_distance(x, x).max() < 1e-5
+    # an empty field is far but finite (the floor), and the energy above n/3 is ignored
+    assert torch.isfinite(log_spectral_distance(torch.zeros_like(x), x)).all()
+    hi = torch.cos(2 * math.pi * (n // 2 - 1) * torch.arange(n) / n, ).to(x)[None, None, None, :].expand_as(x)
+    assert log_spectral_distance(x + hi, x).max() < 1e-5
+
+
+def test_the_spectral_term_adds_to_the_loss_and_its_gradient_reaches_the_network():
+    torch.manual_seed(0)
+    model = build_model("flex", size="tiny", tasks=("superres",), image_size=32)
+    g = torch.Generator().manual_seed(2)
+    batch = {"condition": torch.randn(2, 1, 32, 32, generator=g), "target": torch.randn(2, 1, 32, 32, generator=g),
+             "reynolds": torch.tensor([1000.0, 2000.0])}
+    kw = dict(t=torch.tensor([0.5, 0.9]), noise=torch.randn(2, 1, 32, 32, generator=g))
+    plain, spectral = model(batch, **kw), model(batch, spectral_weight=0.5, **kw)
+    assert spectral.item() > plain.item()
+    (spectral - plain).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and sum(float(gr.abs().sum()) for gr in grads) > 0

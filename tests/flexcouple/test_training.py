@@ -298,3 +298,25 @@ def test_a_file_given_as_the_data_set_is_named_as_a_file(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "a_file"), "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "is a file, not a directory" in err and "does not exist" not in err
+
+
+def test_spectral_loss_trains_reports_the_distance_and_refuses_what_it_cannot_weight(tmp_path):
+    cfg = small_config(tmp_path, task="superres", steps=2, spectral_loss=0.3)
+    summary = train(cfg, sets(["superres"]), sets(["superres"], seed=9))
+    assert math.isfinite(summary["final_loss"]) and summary["val_lsd_superres"] > 0
+    for bad in (-0.1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="spectral_loss must be a finite number >= 0"):
+            small_config(tmp_path, spectral_loss=bad)
+    with pytest.raises(ValueError, match="regression baseline has none"):
+        small_config(tmp_path, model="regression", spectral_loss=0.1)
+    with pytest.raises(ValueError, match="val_every must be >= 1"):
+        small_config(tmp_path, val_every=0)
+
+    # a data set that crops (its `crop` below its grid `n`, as the real ones say it) is refused before
+    # anything is written
+    ds = SyntheticFlow("superres", n=64)
+    ds.crop = 32
+    with pytest.raises(ValueError, match="--crop 64"):
+        train(small_config(tmp_path, task="superres", out=str(tmp_path / "crop"), spectral_loss=0.3),
+              {"superres": ds})
+    assert not (tmp_path / "crop").exists()
