@@ -10,8 +10,10 @@ Thresholds, in this order:
    the same statistic taken on the solver's step gives a sample; the threshold is
    ``max(floor, median + k_mad * 1.4826 MAD)`` (1.4826 MAD estimates a standard deviation robustly).
    Used once ``MIN_SAMPLES`` solver samples exist (after the all-solver warm-up);
-3. the check's default fixed threshold, where the mode has no solver history for that statistic
-   (``superres``: the fine solver never runs there, unless re-anchoring bursts).
+3. calibrated on held-out data (``[checks] calibration``, written by ``flexcouple calibrate``,
+   :mod:`coupling.calibration`), where the mode has no solver history for that statistic yet;
+4. the check's default fixed threshold, where the mode has no solver history for that statistic
+   (``superres``: the fine solver never runs there, unless re-anchoring bursts) and no calibration.
 
 The statistics, for a candidate field w at time t after the trusted field w0 at t - dt:
 
@@ -52,7 +54,7 @@ class CheckResult:
     value: float
     threshold: float
     passed: bool
-    rule: str  # "fixed" | "adaptive" | "default"
+    rule: str  # "fixed" | "adaptive" | "calibrated" | "default"
 
     def as_dict(self) -> dict:
         return {"name": self.name, "value": _num(self.value), "threshold": _num(self.threshold),
@@ -321,9 +323,11 @@ class FieldDiagnostics:
 class CheckSuite:
     """The configured checks, their solver-history samples, and the decision rule."""
 
-    def __init__(self, *, disabled=(), thresholds=None, floors=None, k_mad: float = 5.0, window: int = 32):
+    def __init__(self, *, disabled=(), thresholds=None, floors=None, k_mad: float = 5.0, window: int = 32,
+                 calibrated=None):
         self.checks = [c() for c in ALL_CHECKS if c.name not in set(disabled)]
         self.fixed = dict(thresholds or {})
+        self.calibrated = dict(calibrated or {})
         self.floors = dict(floors or {})
         self.k_mad = float(k_mad)
         self.samples: dict[str, deque] = {c.name: deque(maxlen=int(window)) for c in self.checks}
@@ -346,6 +350,8 @@ class CheckSuite:
             mad = MAD_SCALE * float(np.median(np.abs(a - med)))
             floor = float(self.floors.get(check.name, check.floor))
             return max(floor, med + self.k_mad * mad), "adaptive"
+        if check.name in self.calibrated:
+            return float(self.calibrated[check.name]), "calibrated"
         return float(check.default), "default"
 
     def evaluate(self, ctx: CheckContext) -> list[CheckResult]:

@@ -58,8 +58,8 @@ SECTIONS = {
     "reanchor_every": "superres", "reanchor_time": "superres",
     "stretch": "leapfrog", "jumps": "leapfrog", "relax": "leapfrog",
     "warmup": "checks", "k_mad": "checks", "window": "checks", "max_rejections": "checks",
-    "cooldown": "checks", "disabled_checks": "checks", "thresholds": "checks", "floors": "checks",
-    "harvest": "harvest", "harvest_dir": "harvest",
+    "cooldown": "checks", "disabled_checks": "checks", "calibration": "checks", "thresholds": "checks",
+    "floors": "checks", "harvest": "harvest", "harvest_dir": "harvest",
 }
 # TOML key inside its section when it differs from the field name
 TOML_KEYS = {"init_seed": "seed", "init_peak_wavenumber": "peak_wavenumber", "init_energy": "energy",
@@ -70,7 +70,7 @@ FLOW_FIELDS = ("reynolds", "forcing", "forcing_wavenumber", "drag", "boundary", 
                "cfl", "max_dt", "dealias", "penalization")
 # flow keys that enter the config hash only when set: runs written before the hybrid config had them
 # keep their identity, so they still resume
-HASHED_WHEN_SET = ("pressure_gradient", "inflow_velocity", "max_dt", "dealias", "penalization")
+HASHED_WHEN_SET = ("pressure_gradient", "inflow_velocity", "max_dt", "dealias", "penalization", "calibration")
 
 
 @dataclass
@@ -132,6 +132,7 @@ class HybridConfig:
     max_rejections: int = 3                # rejections in a row before the surrogate is suspended
     cooldown: int = 4                      # ticks (outputs in superres) of suspension
     disabled_checks: list[str] = field(default_factory=list)
+    calibration: str = ""                  # calibration.json of `flexcouple calibrate`: replaces the defaults
     thresholds: dict[str, float] = field(default_factory=dict)  # fixed thresholds by check name
     floors: dict[str, float] = field(default_factory=dict)      # lower bounds of adaptive thresholds
     # harvest of rejected calls (a data set loadable by SuperResDataset / ForecastDataset)
@@ -217,6 +218,11 @@ class HybridConfig:
                     err(f"unknown check {name!r} in [checks.{key}]{_suggest(name, CHECK_NAMES)}")
                 elif not _is_num(v) or v < 0:
                     err(f"[checks.{key}] {name} must be a number >= 0, got {v!r}")
+        if not isinstance(self.calibration, str):
+            err(f"[checks] calibration must be the path of a calibration.json (a string), got {self.calibration!r}")
+        elif self.calibration and not Path(self.calibration).is_file():
+            err(f"[checks] calibration {self.calibration!r} is not a file: write one with `flexcouple calibrate`, "
+                "or drop the key to use the checks' default thresholds")
         if not isinstance(self.disabled_checks, list):
             err("checks.disabled must be a list of check names")
         else:

@@ -47,8 +47,13 @@ SOURCES = ("solver", "surrogate", "interpolation")
 
 def run_identity(config: HybridConfig) -> str:
     """The config's part of a run's identity: its hash without the checkpoint's path, since the
-    model is identified by its content digest (recorded beside it), wherever it was loaded from."""
-    return config.replace(checkpoint="").config_hash()
+    model is identified by its content digest (recorded beside it), wherever it was loaded from; a
+    calibration likewise by its file's digest."""
+    changes = {"checkpoint": ""}
+    if config.calibration and Path(config.calibration).is_file():
+        from coupling.calibration import file_digest
+        changes["calibration"] = file_digest(config.calibration)
+    return config.replace(**changes).config_hash()
 
 
 # the files a run writes in its directory (paths relative to it, a regular expression)
@@ -180,8 +185,13 @@ class HybridSimulation:
         self._fine_sim = None
         self.diag = FieldDiagnostics(cfg.n, kwargs, coarse_n=self.n_solver if cfg.mode == "superres" else None) \
             if self.rank == 0 and cfg.mode != "pure" else None
+        calibrated = None
+        if cfg.calibration and cfg.mode != "pure":
+            from coupling.calibration import Calibration
+            calibrated = Calibration.load(cfg.calibration).thresholds_for(
+                cfg, getattr(self.surrogate, "digest", None), source=f"[checks] calibration {cfg.calibration}")
         self.checks = CheckSuite(disabled=cfg.disabled_checks, thresholds=cfg.thresholds, floors=cfg.floors,
-                                 k_mad=cfg.k_mad, window=cfg.window)
+                                 k_mad=cfg.k_mad, window=cfg.window, calibrated=calibrated)
         if cfg.mode == "leapfrog":
             self.dt_tick = float(self.surrogate.lead_time)
             ratio = cfg.output_interval / self.dt_tick

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "train": ("flexcouple.training", "train FLEX or a baseline on a generated data set"),
     "evaluate": ("flexcouple.evaluation.evaluate", "evaluate checkpoints: metrics.json and figures"),
     "run": ("coupling.cli", "run a hybrid simulation: the solver with FLEX in the loop (superres, leapfrog)"),
+    "calibrate": ("coupling.calibration", "calibrate the drift checks of a superres regime on held-out runs"),
 }
 
 
