@@ -95,6 +95,12 @@ def parse(argv=None):
     p.add_argument("--checkpoint", default=None, help="FLEX checkpoint (default: the shipped model)")
     p.add_argument("--ensemble", type=int, default=1, help="superres ensemble members")
     p.add_argument("--factor", type=int, default=4, help="superres factor (the checkpoint's; the coarse grid is n / factor)")
+    p.add_argument("--modes", nargs="+", choices=HYBRID_MODES, default=list(HYBRID_MODES),
+                   help="the hybrid modes to run (default both; a super-resolution-only checkpoint: superres)")
+    p.add_argument("--calibration", default="", help="calibration.json of `flexcouple calibrate` for the superres "
+                   "runs (their checks' thresholds where no solver history exists; default: the checks' defaults)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the fields for the "
+                   "speedups' 95%% intervals (default 2000)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -109,6 +115,10 @@ def parse(argv=None):
     args = p.parse_args(argv)
     if args.fields < 1 or args.t_end <= 0 or args.spinup < 0 or args.n < 16 or args.n % 8:
         p.error("need --fields >= 1, --t-end > 0, --spinup >= 0 and --n a multiple of 8, at least 16")
+    if args.calibration and not Path(args.calibration).is_file():
+        p.error(f"--calibration {args.calibration} is not a file: write one with `flexcouple calibrate`")
+    if args.bootstrap < 0:
+        p.error(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.factor < 2 or args.n % args.factor:
         p.error(f"--factor must be >= 2 and divide --n ({args.n}), got {args.factor}")
     if args.quick:
@@ -179,6 +189,8 @@ def protocol_key(args, checkpoint: str) -> str:
     what = [args.n, sorted(args.grids), args.t_end, args.spinup, args.ensemble, args.torch_threads, str(ckpt), stamp]
     if args.factor != 4:  # keyed only when not the original x4, so finished x4 fields stay valid
         what.append(args.factor)
+    if args.calibration:  # likewise keyed only when set, by the file's content
+        what.append(hashlib.sha256(Path(args.calibration).read_bytes()).hexdigest())
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
 
 
@@ -206,7 +218,7 @@ UNGUARDED = "_unguarded"
 def hybrid_config(base, args, method: str):
     """The hybrid run of ``method``: a mode at its demo settings, optionally with the checks off."""
     mode = method.removesuffix(UNGUARDED)
-    extra = {"stretch": 1, "jumps": 2} if mode == "leapfrog" else {}
+    extra = {"stretch": 1, "jumps": 2} if mode == "leapfrog" else {"calibration": args.calibration}
     if method.endswith(UNGUARDED):
         extra["disabled_checks"] = [c.name for c in ALL_CHECKS if c.name != "finite"]
     return base.replace(mode=mode, ensemble=args.ensemble if mode == "superres" else 1, **extra)
@@ -246,9 +258,9 @@ def main(argv=None) -> int:
     base = base_config(args)
     surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=2)
     times = np.asarray(base.output_times())
-    methods = [f"pure_{g}" for g in args.grids] + list(HYBRID_MODES)
+    methods = [f"pure_{g}" for g in args.grids] + list(args.modes)
     if args.unguarded:
-        methods += [m + UNGUARDED for m in HYBRID_MODES]
+        methods += [m + UNGUARDED for m in args.modes]
     per_field = {m: [] for m in methods + [f"truth_{2 * args.n}"]}
     work = args.work or args.out / ".work" / f"{args.name}-{protocol_key(args, surrogate.source)}"
     if args.fresh and work.exists():
@@ -284,9 +296,35 @@ def main(argv=None) -> int:
                          f"cost {record[m]['cost']:.2f} s/unit" for m in methods)
         print("  " + line, flush=True)
 
+    rows, best = summarize(per_field, methods, args.grids, args.n)
+    intervals = bootstrap_intervals(per_field, methods, args.grids, args.n, args.bootstrap)
+    for mode, ci in intervals.items():
+        rows[mode]["bootstrap_95"] = ci
+    result = {
+        "benchmark": "hybrid", **finish(info), "field_loadavg": field_loads, "work": str(work),
+        "protocol": {"reynolds": 1000.0, "n": args.n, "factor": args.factor, "truth_n": 2 * args.n, "grids": args.grids,
+                     "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
+                     "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
+                     "modes": list(args.modes), "calibration": args.calibration or None,
+                     "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},
+        "speedup": rows[best]["speedup_both"], "speedup_95": intervals.get(best, {}).get("speedup_both"),
+        "best_hybrid": best, "bootstrap_resamples": args.bootstrap,
+        "rows": rows, "per_field": per_field,
+    }
+    write_result(args.out, args.name, result)
+    plot(args.out / f"{args.name}.png", rows, args)
+    print(table(rows, methods))
+    print(f"speedup (best hybrid, {best}, on both criteria): {result['speedup']:.2f}x  -> {args.out / (args.name + '.json')}")
+    return 0
+
+
+def summarize(per_field: dict, methods: list, grids: list, n: int, fields=None):
+    """(rows, best): each method's means over the fields (indices ``fields``, default all) and the
+    hybrids' speedups at equal accuracy; ``best`` the guarded mode with the largest on both."""
+    pick = (lambda runs: runs) if fields is None else (lambda runs: [runs[i] for i in fields])  # noqa: E731
     rows = {}
     for m in methods:
-        runs = per_field[m]
+        runs = pick(per_field[m])
         rows[m] = {k: float(np.mean([r[k] for r in runs])) for k in ("t95", "spectrum_error", "profile_error", "cost")}
         rows[m]["t95_censored_fields"] = int(sum(r["t95_censored"] for r in runs))
         if m.removesuffix(UNGUARDED) in HYBRID_MODES:
@@ -294,8 +332,9 @@ def main(argv=None) -> int:
             rows[m]["accepted"] = int(sum(r["accepted"] for r in runs))
             failed = sum((Counter(r.get("failed_checks", {})) for r in runs), Counter())
             rows[m]["failed_checks"] = dict(failed.most_common())
-    rows[f"truth_{2 * args.n}"] = {"cost": float(np.mean([r["cost"] for r in per_field[f"truth_{2 * args.n}"]]))}
-    pure = {g: rows[f"pure_{g}"] for g in args.grids}
+    truth = next(k for k in per_field if k.startswith("truth_"))
+    rows[truth] = {"cost": float(np.mean([r["cost"] for r in pick(per_field[truth])]))}
+    pure = {g: rows[f"pure_{g}"] for g in grids}
     best = None
     for mode in (m for m in methods if m.removesuffix(UNGUARDED) in HYBRID_MODES):
         r = rows[mode]
@@ -306,23 +345,30 @@ def main(argv=None) -> int:
         r["speedup_spectrum"] = cb / r["cost"]
         r["speedup_spectrum_bound"] = bb
         r["speedup_both"] = min(r["speedup_correlation_time"], r["speedup_spectrum"])
-        r["speedup_fixed_cadence"] = pure[args.n]["cost"] / r["cost"]
+        r["speedup_fixed_cadence"] = pure[n]["cost"] / r["cost"]
         if mode in HYBRID_MODES and (best is None or r["speedup_both"] > rows[best]["speedup_both"]):
             best = mode  # the headline is a guarded mode: the unguarded rows are an ablation
-    result = {
-        "benchmark": "hybrid", **finish(info), "field_loadavg": field_loads, "work": str(work),
-        "protocol": {"reynolds": 1000.0, "n": args.n, "factor": args.factor, "truth_n": 2 * args.n, "grids": args.grids,
-                     "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
-                     "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
-                     "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},
-        "speedup": rows[best]["speedup_both"], "best_hybrid": best,
-        "rows": rows, "per_field": per_field,
-    }
-    write_result(args.out, args.name, result)
-    plot(args.out / f"{args.name}.png", rows, args)
-    print(table(rows, methods))
-    print(f"speedup (best hybrid, {best}, on both criteria): {result['speedup']:.2f}x  -> {args.out / (args.name + '.json')}")
-    return 0
+    return rows, best
+
+
+SPEEDUPS = ("speedup_correlation_time", "speedup_spectrum", "speedup_both")
+
+
+def bootstrap_intervals(per_field: dict, methods: list, grids: list, n: int, resamples: int, seed: int = 0) -> dict:
+    """95% percentile intervals of each hybrid's speedups, resampling the fields with replacement
+    (pure grids and hybrids together, so each resample compares them on the same fields)."""
+    count = len(next(iter(per_field.values())))
+    if resamples < 1 or count < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    draws: dict = {}
+    for _ in range(resamples):
+        rows, _ = summarize(per_field, methods, grids, n, fields=rng.integers(0, count, count))
+        for mode in (m for m in methods if m.removesuffix(UNGUARDED) in HYBRID_MODES):
+            for key in SPEEDUPS:
+                draws.setdefault(mode, {}).setdefault(key, []).append(rows[mode][key])
+    return {mode: {key: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for key, v in d.items()}
+            for mode, d in draws.items()}
 
 
 def table(rows, methods) -> str:

@@ -78,3 +78,26 @@ def test_the_protocol_key_changes_with_what_the_numbers_depend_on(tmp_path):
     ckpt = str(tmp_path)
     assert bench.protocol_key(a, ckpt) == bench.protocol_key(b, ckpt)  # more fields reuse the first ones
     assert bench.protocol_key(a, ckpt) != bench.protocol_key(c, ckpt)
+
+
+def _records(spectrum_errors, cost):
+    return [{"t95": 2.0 + e, "t95_censored": False, "spectrum_error": e, "profile_error": 0.1, "cost": cost}
+            for e in spectrum_errors]
+
+
+def test_bootstrap_intervals_resample_the_fields_and_bracket_the_point_estimate():
+    per_field = {"pure_32": _records([0.5, 0.6, 0.4], 1.0), "pure_64": _records([0.1, 0.12, 0.08], 4.0),
+                 "superres": [dict(r, calls=2, accepted=2) for r in _records([0.3, 0.2, 0.25], 0.5)],
+                 "truth_128": [{"cost": 30.0}] * 3}
+    methods = ["pure_32", "pure_64", "superres"]
+    rows, best = bench.summarize(per_field, methods, [32, 64], 64)
+    assert best == "superres" and rows["superres"]["accepted"] == 6
+    one, _ = bench.summarize(per_field, methods, [32, 64], 64, fields=[1, 1, 1])
+    assert one["superres"]["spectrum_error"] == pytest.approx(0.2)  # the resample takes field 1 three times
+    ci = bench.bootstrap_intervals(per_field, methods, [32, 64], 64, resamples=200)["superres"]
+    for key in bench.SPEEDUPS:
+        lo, hi = ci[key]
+        assert lo <= rows["superres"][key] <= hi and lo > 0
+    assert bench.bootstrap_intervals(per_field, methods, [32, 64], 64, resamples=0) == {}
+    single = {k: v[:1] for k, v in per_field.items()}
+    assert bench.bootstrap_intervals(single, methods, [32, 64], 64, resamples=50) == {}  # one field: no interval
