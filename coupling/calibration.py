@@ -195,12 +195,26 @@ def _recording(cfg: HybridConfig) -> HybridConfig:
     return cfg.replace(thresholds={name: math.inf for name in _CHECKS}, max_rejections=10 ** 9)
 
 
-def _run(cfg: HybridConfig, surrogate=None, checkpoint=None, calibrated=None):
+class _Fields:
+    """The spun-up initial field of each case, computed once (the spin-up is the fine solver's)."""
+
+    def __init__(self):
+        self.fields = {}
+
+    def __call__(self, cfg: HybridConfig) -> np.ndarray:
+        from coupling.hybrid import HybridSimulation
+        key = (cfg.reynolds, cfg.init_seed)
+        if key not in self.fields:
+            self.fields[key] = HybridSimulation(cfg.replace(mode="pure")).initial_field()
+        return self.fields[key]
+
+
+def _run(cfg: HybridConfig, fields: _Fields, surrogate=None, checkpoint=None, calibrated=None):
     from coupling.hybrid import HybridSimulation
     sim = HybridSimulation(cfg, surrogate, checkpoint=checkpoint)
     if calibrated is not None:
         sim.checks.calibrated = dict(calibrated)
-    return sim, sim.run()
+    return sim, sim.run(fields(cfg))
 
 
 def _values(result, into: dict) -> None:
@@ -228,14 +242,15 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
     if not (math.isfinite(margin) and margin >= 1):
         raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")
     t0 = time.perf_counter()
+    fields = _Fields()
     model_values, oracle_values, digest = {}, {}, getattr(surrogate, "digest", None)
     for re_ in reynolds:
         for seed in seeds:
             case = _case(cfg, re_, seed)
-            sim, res = _run(_recording(case), surrogate=surrogate, checkpoint=checkpoint)
+            sim, res = _run(_recording(case), fields, surrogate=surrogate, checkpoint=checkpoint)
             surrogate, digest = sim.surrogate, getattr(sim.surrogate, "digest", None)
             _values(res, model_values)
-            _, ref = _run(_recording(case.replace(surrogate="oracle")))
+            _, ref = _run(_recording(case.replace(surrogate="oracle")), fields)
             _values(ref, oracle_values)
             log(f"calibration case Re {re_:g} seed {seed}: {len(res.decisions)} model calls, "
                 f"{len(ref.decisions)} oracle calls recorded ({time.perf_counter() - t0:.0f} s)")
@@ -250,7 +265,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
     failed: dict[str, int] = {}
     for re_ in reynolds:
         for seed in holdout_seeds:
-            _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), surrogate=surrogate, checkpoint=checkpoint,
+            _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), fields, surrogate=surrogate, checkpoint=checkpoint,
                           calibrated=cal.thresholds)
             for d in res.decisions:
                 if d.get("called"):
@@ -265,7 +280,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
     if adversaries:
         re_, seed = reynolds[0], holdout_seeds[0]
         for how in ADVERSARIES:
-            _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9),
+            _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), fields,
                           surrogate=Adversary(how, surrogate, cfg.factor, seed=seed), calibrated=cal.thresholds)
             called = [d for d in res.decisions if d.get("called")]
             rejected = sum(not d["accepted"] for d in called)
