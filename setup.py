@@ -19,7 +19,10 @@ setup(
     package_data={"flexcouple": ["presets/*.toml", "presets/*.json",
                                  "shipped/flex-tiny-kolmogorov256/*.json",
                                  "shipped/flex-tiny-kolmogorov256/*.safetensors",
-                                 "shipped/flex-tiny-kolmogorov256/*.md"]},
+                                 "shipped/flex-tiny-kolmogorov256/*.md",
+                                 "shipped/flex-c16-superres256x2/*.json",
+                                 "shipped/flex-c16-superres256x2/*.safetensors",
+                                 "shipped/flex-c16-superres256x2/*.md"]},
     install_requires=[
         # solver (never imports torch)
         "numpy>=1.24",

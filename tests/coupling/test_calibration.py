@@ -151,3 +151,16 @@ def test_the_command_writes_the_calibration_and_refuses_to_overwrite(tmp_path, c
     before = out.read_bytes()
     assert main(args) != 0
     assert "pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
+
+
+def test_the_regime_preset_its_calibration_and_the_shipped_c16_model_fit_together(monkeypatch):
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)  # the preset names the model and the calibration relative to the repository
+    cfg = HybridConfig.from_toml(repo / "benchmarks" / "presets" / "superres256x2.toml")
+    sim = HybridSimulation(cfg)  # loads the model, checks the calibration's regime and model digest
+    cal = Calibration.load(cfg.calibration)
+    assert sim.checks.calibrated == cal.thresholds and cal.regime["model"] == sim.surrogate.digest
+    assert cal.holdout["calls"] >= 40 and all(a["rejection_rate"] == 1.0 for a in cal.adversaries.values())
+    with pytest.raises(ValueError, match="another regime.*sample_steps"):
+        HybridSimulation(cfg.replace(sample_steps=1))
