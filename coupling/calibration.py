@@ -217,6 +217,19 @@ def _run(cfg: HybridConfig, fields: _Fields, surrogate=None, checkpoint=None, ca
     return sim, sim.run(fields(cfg))
 
 
+def _tally(decisions) -> tuple[list, dict, dict]:
+    """(the calls made, rejections by reason, failures by check) of a run's decisions."""
+    called = [d for d in decisions if d.get("called")]
+    reasons: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    for d in called:
+        if not d["accepted"]:
+            reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+        for name in d.get("failed_checks", []):
+            failed[name] = failed.get(name, 0) + 1
+    return called, reasons, failed
+
+
 def _values(result, into: dict) -> None:
     for d in result.decisions:
         for c in d.get("checks", []):
@@ -267,14 +280,13 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
         for seed in holdout_seeds:
             _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), fields, surrogate=surrogate, checkpoint=checkpoint,
                           calibrated=cal.thresholds)
-            for d in res.decisions:
-                if d.get("called"):
-                    calls += 1
-                    accepted += bool(d["accepted"])
-                    for name in d.get("failed_checks", []):
-                        failed[name] = failed.get(name, 0) + 1
-            log(f"held-out case Re {re_:g} seed {seed}: {sum(d['accepted'] for d in res.decisions)} of "
-                f"{sum(bool(d.get('called')) for d in res.decisions)} calls accepted ({time.perf_counter() - t0:.0f} s)")
+            called, _, by_check = _tally(res.decisions)
+            calls += len(called)
+            accepted += sum(bool(d["accepted"]) for d in called)
+            for name, count in by_check.items():
+                failed[name] = failed.get(name, 0) + count
+            log(f"held-out case Re {re_:g} seed {seed}: {sum(d['accepted'] for d in called)} of {len(called)} calls "
+                f"accepted ({time.perf_counter() - t0:.0f} s)")
     cal.holdout = {"calls": calls, "accepted": accepted, "false_rejection_rate": (calls - accepted) / calls if calls else None,
                    "rejections_by_check": failed}
     if adversaries:
@@ -282,15 +294,8 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
         for how in ADVERSARIES:
             _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), fields,
                           surrogate=Adversary(how, surrogate, cfg.factor, seed=seed), calibrated=cal.thresholds)
-            called = [d for d in res.decisions if d.get("called")]
+            called, reasons, caught = _tally(res.decisions)
             rejected = sum(not d["accepted"] for d in called)
-            caught: dict[str, int] = {}
-            reasons: dict[str, int] = {}
-            for d in called:
-                if not d["accepted"]:
-                    reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
-                for name in d.get("failed_checks", []):
-                    caught[name] = caught.get(name, 0) + 1
             cal.adversaries[how] = {"calls": len(called), "rejected": rejected,
                                     "rejection_rate": rejected / len(called) if called else None, "caught_by": caught,
                                     "reasons": reasons, "case": [float(re_), int(seed)]}
