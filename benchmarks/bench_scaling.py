@@ -139,8 +139,9 @@ def _mpi():
 def hybrid_configs(n: int, t_end: float, ensemble: int, checkpoint: str) -> dict:
     """The demo's runs at grid n (spin-up done beforehand), plus superres with the "ensemble" strategy."""
     from coupling.demo import demo_configs
-    cfgs = demo_configs(t_end, 1, checkpoint, spinup=0.0)
-    out = {m: cfgs[m].replace(n=n, name=f"scaling-{m}") for m in ("pure", "superres", "leapfrog")}
+    cfgs = demo_configs(t_end, 1, x4_checkpoint=checkpoint, spinup=0.0)  # the tiny model's x4 and leapfrog runs
+    out = {m: cfgs[d].replace(n=n, name=f"scaling-{m}")
+           for m, d in (("pure", "pure"), ("superres", "superres_x4"), ("leapfrog", "leapfrog"))}
     out["superres_ensemble"] = out["superres"].replace(name="scaling-superres_ensemble", ensemble=ensemble,
                                                        strategy="ensemble")
     return out

@@ -1,22 +1,31 @@
 """``flexcouple demo``: the product's main job on the embedded default, a hybrid simulation.
 
 From one initial field (a seed never used in training, spun up by the fine solver), at Re = 1000 (a
-Reynolds number the shipped model never saw; it was trained at 500, 700 and 1400), Kolmogorov flow
-on 256^2:
+Reynolds number the shipped models never saw; they were trained at 500, 700 and 1400), Kolmogorov flow
+on 256^2, every run against the same reference, pure CFD on 256^2:
 
-1. pure CFD: the fine solver (n = 256), the reference;
-2. hybrid ``superres``: the solver on 64^2, the shipped FLEX reconstructing 256^2 at every output
-   (an ensemble, whose spread is saved);
-3. hybrid ``leapfrog``: the fine solver, the shipped FLEX jumping ahead one lead time (0.5) between
-   solver stretches, every jump checked;
-4. the coarse solver alone (64^2, spectrally interpolated): what super-resolution has to beat.
+Table 1, the chosen regime (``benchmarks/bench_costmodel.py`` and ``bench_hybrid.py`` say why):
+
+1. hybrid ``superres_x2``: the solver on 128^2 (it resolves this flow), the shipped c16 FLEX
+   (``flex-c16-superres256x2``, trained on 128^2 coarse-solver states) reconstructing 256^2 at every
+   output, its checks calibrated on held-out runs (the model folder's ``calibration.json``);
+2. pure CFD on 192^2 and 3. on 128^2 (spectrally interpolated): the solver at costs around the hybrid's.
+
+Table 2, the earlier case, where the hybrid loses (kept so the demo says so):
+
+4. hybrid ``superres_x4``: the solver on 64^2, the shipped tiny FLEX reconstructing 256^2 (an
+   ensemble, whose spread is saved);
+5. hybrid ``leapfrog``: the fine solver, the shipped tiny FLEX jumping ahead one lead time (0.5)
+   between solver stretches, every jump checked;
+6. the coarse solver alone on 64^2.
 
 Fair resources: the solver (1 FFT thread) and FLEX (1 torch thread) each get one core, in every run.
 
-It prints one table (wall time, speedup over pure CFD, correlation with the pure run and the time
-until it falls below 0.95, spectrum error, surrogate calls accepted and rejected), writes figures
-and the trajectories, and says where. Every run resumes if interrupted. ``--pipeline`` runs the
-former demo instead (solver, tiny data set, a briefly trained FLEX, evaluation).
+It prints the two tables (wall time, speedup over pure CFD, correlation with the pure run and the
+time until it falls below 0.95, spectrum error, surrogate calls accepted and rejected) and a verdict
+that names, for each hybrid, the cheapest pure run at least as accurate; it writes figures and the
+trajectories and says where. Every run resumes if interrupted. ``--pipeline`` runs the pipeline demo
+instead (solver, tiny data set, a briefly trained FLEX, evaluation).
 """
 from __future__ import annotations
 
@@ -29,16 +38,23 @@ import numpy as np
 
 from coupling.config import HybridConfig
 
+N = 256  # the fine grid: every run is compared on it, against pure CFD on it
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", action="store_true",
                    help="run the data/training/evaluation pipeline demo instead of the hybrid demo")
-    p.add_argument("--checkpoint", help="FLEX checkpoint (default: the shipped model)")
+    p.add_argument("--checkpoint", help="the x2 super-resolution FLEX of table 1 (default: the shipped "
+                   "flex-c16-superres256x2)")
+    p.add_argument("--calibration", help="calibration.json of its checks (default: the one in the checkpoint's "
+                   "folder, if any; otherwise the checks' default thresholds)")
+    p.add_argument("--x4-checkpoint", help="the FLEX of table 2, superres x4 and leapfrog (default: the shipped "
+                   "flex-tiny-kolmogorov256)")
     p.add_argument("--t-end", type=float, default=None,
                    help="simulated time of each run (hybrid demo default 8; pipeline demo: solver stage, default 5)")
     p.add_argument("--quick", action="store_true",
                    help="a short demo (spin-up 1, t_end 1.5) for tests and CI")
-    p.add_argument("--ensemble", type=int, default=2, help="superres ensemble members (default 2)")
+    p.add_argument("--ensemble", type=int, default=2, help="superres x4 ensemble members (default 2)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the demo's files (default out/demo)")
     # the pipeline demo's own options (flexcouple.demo)
@@ -47,17 +63,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver-only", action="store_true", help="--pipeline: run only the solver stage")
 
 
-def demo_configs(t_end: float, ensemble: int, checkpoint: str = "", *, spinup: float = 5.0,
-                 warmup: int = 2) -> dict[str, HybridConfig]:
-    """The runs of the demo (same physics, initial field and output times)."""
-    base = HybridConfig(name="demo", n=256, factor=4, reynolds=1000.0, forcing="kolmogorov", forcing_wavenumber=4,
+# run name -> (table, label); table 0 is the reference, 1 the chosen regime, 2 the earlier losing case
+RUNS = {
+    "pure": (0, "pure CFD n=256"),
+    "superres_x2": (1, "hybrid superres x2"),
+    "pure_192": (1, "pure 192 (interp.)"),
+    "coarse_128": (1, "pure 128 (interp.)"),
+    "superres_x4": (2, "hybrid superres x4"),
+    "leapfrog": (2, "hybrid leapfrog"),
+    "coarse_64": (2, "pure 64 (interp.)"),
+}
+TABLES = {1: "table 1, the chosen regime: super-resolution x2 from 128^2 with the shipped c16 FLEX, calibrated checks",
+          2: "table 2, the earlier case (the hybrid loses): x4 from 64^2 and leapfrog with the shipped tiny FLEX"}
+
+
+def demo_configs(t_end: float, ensemble: int, checkpoint: str = "", *, calibration: str = "",
+                 x4_checkpoint: str = "", spinup: float = 5.0, warmup: int = 2) -> dict[str, HybridConfig]:
+    """The runs of the demo (same physics, initial field and output times), by :data:`RUNS` name."""
+    base = HybridConfig(name="demo", n=N, factor=4, reynolds=1000.0, forcing="kolmogorov", forcing_wavenumber=4,
                         drag=0.1, t_end=t_end, output_interval=0.5, spinup=spinup, init_seed=1234, backend="pyfftw",
-                        checkpoint=checkpoint, warmup=warmup, torch_threads=1)
+                        checkpoint=x4_checkpoint, warmup=warmup, torch_threads=1)
     return {
         "pure": base.replace(mode="pure"),
-        "superres": base.replace(mode="superres", ensemble=ensemble),
+        "superres_x2": base.replace(mode="superres", factor=2, checkpoint=checkpoint, calibration=calibration),
+        "pure_192": base.replace(mode="pure", n=192, spinup=0.0),
+        "coarse_128": base.replace(mode="pure", n=128, spinup=0.0),
+        "superres_x4": base.replace(mode="superres", ensemble=ensemble),
         "leapfrog": base.replace(mode="leapfrog", stretch=1, jumps=2),
-        "coarse": base.replace(mode="pure", n=64, spinup=0.0),
+        "coarse_64": base.replace(mode="pure", n=64, spinup=0.0),
     }
 
 
@@ -73,22 +106,29 @@ def run(args) -> int:
 def run_hybrid_demo(args) -> int:
     from coupling.hybrid import HybridSimulation
     from coupling.report import accuracy, format_table, write_trajectory
-    from coupling.surrogates import FlexSurrogate
-    from flexcouple.data.coarsen import coarsen, upsample
+    from coupling.surrogates import SUPERRES_X2_MODEL, FlexSurrogate, default_checkpoint, model_calibration, shipped_model
+    from flexcouple.data.coarsen import spectral_resample
     from solver.io import write_text_atomic
 
     t_end = args.t_end if args.t_end is not None else (1.5 if args.quick else 8.0)
-    ensemble = args.ensemble
     out = Path(args.out)
+    x2 = str(args.checkpoint or shipped_model(SUPERRES_X2_MODEL))
+    x4 = str(args.x4_checkpoint or default_checkpoint())
+    calibration = args.calibration if args.calibration is not None else str(model_calibration(x2) or "")
     # --quick: a short spin-up, and one warm-up tick so that leapfrog jumps once by t = 1.5
-    cfgs = demo_configs(t_end, ensemble, args.checkpoint or "", spinup=1.0 if args.quick else 5.0,
-                        warmup=1 if args.quick else 2)
+    cfgs = demo_configs(t_end, args.ensemble, x2, calibration=calibration, x4_checkpoint=x4,
+                        spinup=1.0 if args.quick else 5.0, warmup=1 if args.quick else 2)
+    for cfg in cfgs.values():
+        cfg.validate()
     init_path = out / f"initial_field_spinup{cfgs['pure'].spinup:g}.npy"
     check_outputs(out, [init_path, out / "demo.json"] + [out / f for f in FIGURES], list(cfgs))
-    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint or None, steps=2, seed=0)
+    surrogates = {"superres_x2": FlexSurrogate.from_checkpoint(x2, steps=2, seed=0)}
+    surrogates["superres_x4"] = surrogates["leapfrog"] = FlexSurrogate.from_checkpoint(x4, steps=2, seed=0)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"hybrid demo: Kolmogorov flow, Re = 1000 (unseen in training), n = 256, t = 0..{t_end:g}; "
+    print(f"hybrid demo: Kolmogorov flow, Re = 1000 (unseen in training), n = {N}, t = 0..{t_end:g}; "
           f"files in {out}/", flush=True)
+    print(f"  x2 model {x2}; checks calibrated by {calibration or 'nothing (default thresholds)'}\n"
+          f"  x4 / leapfrog model {x4}", flush=True)
 
     def spin_up():
         t0 = time.perf_counter()
@@ -98,42 +138,52 @@ def run_hybrid_demo(args) -> int:
         print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
         return omega
 
-    omega0 = cached_initial_field(init_path, cfgs["pure"].n, spin_up)  # shared by the four runs
-    results, rows = {}, []
-    for name, title in (("pure", "1/4 pure CFD, n = 256"), ("superres", f"2/4 hybrid superres x4 (64^2 solver + FLEX, ensemble {ensemble})"),
-                        ("leapfrog", "3/4 hybrid leapfrog (256^2 solver + FLEX jumps of 0.5)"),
-                        ("coarse", "4/4 coarse solver alone, n = 64")):
-        print(f"\n== {title} ==", flush=True)
+    omega0 = cached_initial_field(init_path, N, spin_up)  # shared by every run
+    titles = {"pure": "pure CFD, n = 256 (the reference)",
+              "superres_x2": "hybrid superres x2 (128^2 solver + c16 FLEX, calibrated checks)",
+              "pure_192": "pure CFD, n = 192", "coarse_128": "pure CFD, n = 128",
+              "superres_x4": f"hybrid superres x4 (64^2 solver + tiny FLEX, ensemble {args.ensemble})",
+              "leapfrog": "hybrid leapfrog (256^2 solver + tiny FLEX jumps of 0.5)", "coarse_64": "pure CFD, n = 64"}
+    results = {}
+    for i, name in enumerate(RUNS):
+        print(f"\n== {i + 1}/{len(RUNS)} {titles[name]} ==", flush=True)
         cfg = cfgs[name]
-        sur = surrogate if cfg.mode != "pure" else None
-        w0 = omega0 if cfg.n == 256 else coarsen(omega0, 4, "spectral")
-        sim = HybridSimulation(cfg, sur, out=out / name, progress=args.progress)
+        w0 = omega0 if cfg.n == N else np.asarray(spectral_resample(omega0, (cfg.n, cfg.n)))
+        sim = HybridSimulation(cfg, surrogates.get(name), out=out / name, progress=args.progress)
         res = sim.run(w0)
         write_trajectory(out / name / "trajectory.h5", res)
         write_text_atomic(out / name / "summary.json", json.dumps(res.summary, indent=2, default=str) + "\n")
         results[name] = res
 
     pure = results["pure"]
-    fine_fields = {"superres": results["superres"].fields, "leapfrog": results["leapfrog"].fields,
-                   "coarse": np.stack([np.asarray(upsample(f, 4, "spectral")) for f in results["coarse"].fields])}
-    labels = {"superres": "hybrid superres", "leapfrog": "hybrid leapfrog", "coarse": "coarse 64 (interp.)"}
-    report = {"t_end": t_end, "reynolds": 1000.0, "runs": {}}
-    rows.append({"label": "pure CFD n=256", "wall_s": pure.summary["wall_s"], "speedup": 1.0})
-    for name in ("superres", "leapfrog", "coarse"):
-        acc = accuracy(fine_fields[name], pure.fields, pure.times)
+    fine_fields = {name: (results[name].fields if cfgs[name].n == N else
+                          np.stack([np.asarray(spectral_resample(f, (N, N))) for f in results[name].fields]))
+                   for name in RUNS if name != "pure"}
+    report = {"t_end": t_end, "reynolds": 1000.0, "n": N, "models": {"x2": x2, "x4": x4},
+              "calibration": calibration or None, "tables": {str(k): v for k, v in TABLES.items()},
+              "runs": {"pure": {"table": 0, "label": RUNS["pure"][1], "summary": pure.summary, "n": N}}}
+    for name in fine_fields:
         s = results[name].summary
-        row = {"label": labels[name], "wall_s": s["wall_s"], "speedup": pure.summary["wall_s"] / s["wall_s"],
-               "accuracy": acc}
-        if name != "coarse":
-            row.update(accepted=s["accepted"], rejected=sum(s["rejected"].values()))
-        rows.append(row)
-        report["runs"][name] = {"summary": s, "accuracy": acc, "speedup": row["speedup"]}
-    report["runs"]["pure"] = {"summary": pure.summary}
+        r = {"table": RUNS[name][0], "label": RUNS[name][1], "n": cfgs[name].n, "summary": s,
+             "accuracy": accuracy(fine_fields[name], pure.fields, pure.times),
+             "speedup": pure.summary["wall_s"] / s["wall_s"]}
+        if cfgs[name].mode != "pure":
+            r["mode"], r["factor"] = cfgs[name].mode, cfgs[name].factor
+        report["runs"][name] = r
     write_text_atomic(out / "demo.json", json.dumps(report, indent=2, default=str) + "\n")
-    print("\n" + format_table(rows))
-    figures = write_figures(out, pure, results, fine_fields, labels)
+    for table, title in TABLES.items():
+        rows = [{"label": RUNS["pure"][1], "wall_s": pure.summary["wall_s"], "speedup": 1.0}]
+        for name, r in report["runs"].items():
+            if r["table"] == table:
+                row = {"label": r["label"], "wall_s": r["summary"]["wall_s"], "speedup": r["speedup"],
+                       "accuracy": r["accuracy"]}
+                if "mode" in r:
+                    row.update(accepted=r["summary"]["accepted"], rejected=sum(r["summary"]["rejected"].values()))
+                rows.append(row)
+        print(f"\n{title}\n" + format_table(rows))
+    figures = write_figures(out, pure, results, fine_fields)
     print("\n" + verdict(report))
-    print(f"\nfiles: {out}/  demo.json (the table's numbers), {', '.join(p.name for p in figures)}, "
+    print(f"\nfiles: {out}/  demo.json (the tables' numbers), {', '.join(p.name for p in figures)}, "
           f"<run>/trajectory.h5 (our Well layout, each snapshot's source), <run>/decisions.jsonl")
     return 0
 
@@ -171,91 +221,121 @@ def cached_initial_field(path: Path, n: int, make) -> np.ndarray:
     return omega
 
 
+def cheapest_as_accurate(report: dict, name: str) -> dict:
+    """For a hybrid run of ``report``: per criterion, the cheapest pure run of its table (or the
+    reference) at least as accurate. Criteria: (a) the time until the correlation with the reference
+    falls below 0.95, (b) the mean spectrum error (every band up to the fine grid's cut-off)."""
+    runs = report["runs"]
+    me = runs[name]
+    pures = [k for k, r in runs.items() if "mode" not in r and (k == "pure" or r["table"] == me["table"])]
+
+    def value(k, criterion):
+        if k == "pure":
+            return float("inf") if criterion == "a" else 0.0
+        acc = runs[k]["accuracy"]
+        return acc["time_until_correlation_below"]["0.95"] if criterion == "a" else acc["mean_spectrum_error"]
+
+    found = {}
+    for criterion, better in (("a", lambda x, y: x >= y), ("b", lambda x, y: x <= y)):
+        ok = [k for k in pures if better(value(k, criterion), value(name, criterion))]
+        k = min(ok, key=lambda k: runs[k]["summary"]["wall_s"])
+        found[criterion] = {"run": k, "label": runs[k]["label"], "wall_s": runs[k]["summary"]["wall_s"],
+                            "speedup": runs[k]["summary"]["wall_s"] / me["summary"]["wall_s"]}
+    return found
+
+
 def verdict(report: dict) -> str:
-    """Plain words on where the hybrid wins and where it loses on this case."""
+    """Plain words on where each hybrid wins and where it loses on this case."""
     lines = []
     runs = report["runs"]
-    coarse_spec = runs["coarse"]["accuracy"]["mean_spectrum_error"]
-    for name in ("superres", "leapfrog"):
-        r = runs[name]
+    for name, r in runs.items():
+        if "mode" not in r:
+            continue
         acc, s = r["accuracy"], r["summary"]
         t95 = acc["time_until_correlation_below"]["0.95"]
         t95s = "the whole run" if t95 == float("inf") else f"t = {t95:.2f}"
-        speed = r["speedup"]
         calls = s["calls"]
         rate = s["accepted"] / calls if calls else 0.0
-        word = "faster" if speed > 1 else "SLOWER"
-        lines.append(f"{name}: {speed:.2f}x {word} than pure CFD; correlation >= 0.95 for {t95s}; "
-                     f"{s['accepted']}/{calls} surrogate calls accepted ({rate:.0%}).")
-        if name == "superres":
-            better = acc["mean_spectrum_error"] < coarse_spec
-            lines.append(f"  spectrum error {acc['mean_spectrum_error']:.3f} against {coarse_spec:.3f} for the coarse "
-                         f"solver alone: FLEX {'restores' if better else 'does NOT restore'} the small scales here; "
-                         "its correlation cannot outlast the coarse run it super-resolves.")
+        word = "faster" if r["speedup"] > 1 else "SLOWER"
+        lines.append(f"{name}: {r['speedup']:.2f}x {word} than pure CFD n=256; correlation >= 0.95 for {t95s}; "
+                     f"spectrum error {acc['mean_spectrum_error']:.3f}; {s['accepted']}/{calls} surrogate calls "
+                     f"accepted ({rate:.0%}).")
+        for criterion, what in (("a", "correlation time"), ("b", "spectrum error")):
+            c = cheapest_as_accurate(report, name)[criterion]
+            if c["speedup"] > 1:
+                lines.append(f"  on {what}: the cheapest pure run at least as accurate is {c['label']} "
+                             f"({c['wall_s']:.1f} s): the hybrid is {c['speedup']:.2f}x faster at equal accuracy.")
+            else:
+                lines.append(f"  on {what}: {c['label']} is at least as accurate for {c['wall_s']:.1f} s: the hybrid "
+                             f"LOSES ({c['speedup']:.2f}x).")
+        if r.get("mode") == "superres":
+            lines.append("  its correlation cannot outlast the coarse run it super-resolves.")
         if rate < 0.5 and calls:
             lines.append(f"  most {name} calls were rejected by the drift checks: the surrogate is not trusted on this "
                          "case, and the solver did the work (see decisions.jsonl for which checks failed).")
     return "\n".join(lines)
 
 
-def write_figures(out: Path, pure, results, fine_fields, labels) -> list[Path]:
+def write_figures(out: Path, pure, results, fine_fields) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from flexcouple.evaluation.metrics import energy_spectrum
+    from flexcouple.evaluation.metrics import energy_spectrum, pearson
     paths = []
     times = pure.times
     picks = sorted({1, len(times) // 2, len(times) - 1})
-    names = ["superres", "leapfrog", "coarse"]
-    rows = [("pure CFD n=256", pure.fields)] + [(labels[n], fine_fields[n]) for n in names]
-    std = results["superres"].std
+    rows = [("pure", RUNS["pure"][1], pure.fields)] + [(k, RUNS[k][1], f) for k, f in fine_fields.items()]
+    std = results["superres_x4"].std
     if std is not None:
-        rows.append(("superres ensemble std", std))
+        rows.append(("std", "superres x4 ensemble std", std))
     fig, axes = plt.subplots(len(rows), len(picks), figsize=(3.0 * len(picks), 2.9 * len(rows)), squeeze=False,
                              constrained_layout=True)
     vmax = float(np.max(np.abs(pure.fields[picks])))
-    for r, (label, fields) in enumerate(rows):
+    for r, (key, label, fields) in enumerate(rows):
         for c, i in enumerate(picks):
             ax = axes[r][c]
-            is_std = label.endswith("std")
+            is_std = key == "std"
             im = ax.imshow(fields[i].T, origin="lower", cmap="magma" if is_std else "RdBu_r",
                            vmin=0 if is_std else -vmax, vmax=float(np.max(fields[picks])) if is_std else vmax)
-            src = ""
-            if label in (labels["superres"], labels["leapfrog"]):
-                key = "superres" if label == labels["superres"] else "leapfrog"
-                src = f" [{results[key].sources[i]}]"
+            hybrid = key in results and results[key].config is not None and results[key].config.mode != "pure"
+            src = f" [{results[key].sources[i]}]" if hybrid else ""
             ax.set_title(f"{label}, t={times[i]:g}{src}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(im, ax=axes[r][-1], shrink=0.8)
     paths.append(out / FIGURES[0])
-    fig.savefig(paths[-1], dpi=90)
+    fig.savefig(paths[-1], dpi=80)
     plt.close(fig)
 
-    from flexcouple.evaluation.metrics import pearson
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for n in names:
-        ax.plot(times, np.asarray(pearson(fine_fields[n], pure.fields)), marker="o", ms=3, label=labels[n])
-    ax.axhline(0.95, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("t")
-    ax.set_ylabel("vorticity correlation with pure CFD")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
+    for ax, table in zip(axes, TABLES):
+        for k, f in fine_fields.items():
+            if RUNS[k][0] == table:
+                ax.plot(times, np.asarray(pearson(f, pure.fields)), marker="o", ms=3, label=RUNS[k][1])
+        ax.axhline(0.95, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("t")
+        ax.set_title(f"table {table}", fontsize=9)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("vorticity correlation with pure CFD n=256")
     paths.append(out / FIGURES[1])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
     half = slice(len(times) // 2, None)
     k, e = energy_spectrum(pure.fields[half])
-    ax.loglog(k[1:], e.mean(axis=0)[1:], "k", lw=2, label="pure CFD n=256")
-    for n in names:
-        k, e = energy_spectrum(fine_fields[n][half])
-        ax.loglog(k[1:], np.maximum(e.mean(axis=0)[1:], 1e-20), label=labels[n])
-    ax.set_ylim(1e-12, None)
-    ax.set_xlabel("k")
-    ax.set_ylabel(f"E(k), mean over t >= {times[len(times) // 2]:g}")
-    ax.legend()
+    for ax, table in zip(axes, TABLES):
+        ax.loglog(k[1:], e.mean(axis=0)[1:], "k", lw=2, label=RUNS["pure"][1])
+        for key, f in fine_fields.items():
+            if RUNS[key][0] == table:
+                kk, ee = energy_spectrum(f[half])
+                ax.loglog(kk[1:], np.maximum(ee.mean(axis=0)[1:], 1e-20), label=RUNS[key][1])
+        ax.set_ylim(1e-12, None)
+        ax.set_xlabel("k")
+        ax.set_title(f"table {table}", fontsize=9)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel(f"E(k), mean over t >= {times[len(times) // 2]:g}")
     paths.append(out / FIGURES[2])
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)

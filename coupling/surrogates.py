@@ -87,10 +87,26 @@ def _check_square(field: np.ndarray, what: str, ndim: int = 2) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ FLEX
+DEFAULT_MODEL = "flex-tiny-kolmogorov256"  # superres x4 and forecasts, 2.4M parameters
+SUPERRES_X2_MODEL = "flex-c16-superres256x2"  # superres x2 only, 0.6M parameters, with its calibration.json
+CALIBRATION_FILE = "calibration.json"  # a model folder may carry the calibration of its checks
+
+
+def shipped_model(name: str = DEFAULT_MODEL) -> Path:
+    """The folder of a model shipped in flexcouple/shipped/."""
+    import flexcouple
+    return Path(flexcouple.__file__).resolve().parent / "shipped" / name
+
+
 def default_checkpoint() -> Path:
     """The shipped default model (flexcouple/shipped/flex-tiny-kolmogorov256)."""
-    import flexcouple
-    return Path(flexcouple.__file__).resolve().parent / "shipped" / "flex-tiny-kolmogorov256"
+    return shipped_model(DEFAULT_MODEL)
+
+
+def model_calibration(checkpoint: str | os.PathLike) -> Path | None:
+    """The calibration a model folder carries (``<folder>/calibration.json``), or None."""
+    path = Path(checkpoint) / CALIBRATION_FILE
+    return path if path.is_file() else None
 
 
 class FlexSurrogate:
