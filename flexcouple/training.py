@@ -38,6 +38,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from flexcouple.diffusion import check_space
+from flexcouple.evaluation.metrics import rfne_of
 from flexcouple.models import SIZES
 from solver.paths import check_readable, check_writable
 
@@ -171,9 +172,10 @@ class EpochIndexed(torch.utils.data.Dataset):
 
 
 def rfne(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Relative Frobenius norm error per sample, ``||pred - true||_2 / ||true||_2``."""
-    diff = (pred - true).flatten(1).norm(dim=1)
-    return diff / true.flatten(1).norm(dim=1).clamp_min(1e-12)
+    """RFNE per field (the last two axes), ``||pred - true||_F / ||true||_F``, on the tensors' device:
+    :func:`flexcouple.evaluation.metrics.rfne_of`, the one definition that evaluation also uses
+    (a zero truth gives 0 for a zero prediction, +inf otherwise)."""
+    return rfne_of(pred, true)
 
 
 # ---- distributed ---------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ A field is a 2D array whose last two axes are (x, y); any leading axes are a bat
 metrics return one value per field (an array of the leading shape).
 
 Field metrics (pred = prediction, true = reference, sums over the grid points of one field)
-- RFNE  = ||pred - true||_F / ||true||_F (relative Frobenius-norm error; the FLEX paper's metric).
+- RFNE  = ||pred - true||_F / ||true||_F (relative Frobenius-norm error; the FLEX paper's metric); a
+  zero reference gives 0 for a zero prediction, +inf otherwise. :func:`rfne_of` is the one definition,
+  for numpy and torch alike (training's validation RFNE uses it on tensors).
 - PSNR  = 10 log10(R^2 / MSE), with the data range R = max(true) - min(true) of the reference field
   (per field) unless ``data_range`` is given. Identical fields give +inf.
 - SSIM  = mean over the field of the local index of Wang et al. (2004),
@@ -79,13 +81,27 @@ def _data_range(true: np.ndarray, data_range) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------- fields
+def rfne_of(pred, true):
+    """The definition of RFNE, ||pred - true||_F / ||true||_F per field (over the last two axes), for
+    numpy arrays and torch tensors alike (only operators both share; a tensor stays a tensor, on its
+    device and in its dtype: training's ``flexcouple.training.rfne`` is this function).
+
+    A zero reference gives 0 for a zero prediction (no error) and +inf for any other (an error of
+    infinite relative size), never a clamped finite number; NaN inputs give NaN."""
+    if tuple(pred.shape) != tuple(true.shape):
+        raise ValueError(f"prediction and reference shapes differ: {tuple(pred.shape)} vs {tuple(true.shape)}")
+    if len(pred.shape) < 2:
+        raise ValueError(f"fields need at least 2 axes (x, y); got shape {tuple(pred.shape)}")
+    num = ((pred - true) ** 2).sum(axis=(-2, -1)) ** 0.5
+    den = (true**2).sum(axis=(-2, -1)) ** 0.5
+    with np.errstate(divide="ignore"):  # numpy's warning for x / 0 = inf; torch never warns
+        return num / (den + (num == 0))  # num == 0: 0 / (den + 1) = 0, so also 0 / 0 = 0
+
+
 def rfne(pred, true) -> np.ndarray:
-    """Relative Frobenius-norm error ||pred - true|| / ||true|| per field."""
-    pred, true = _pair(pred, true)
-    num = np.sqrt(np.sum((pred - true) ** 2, axis=(-2, -1)))
-    den = np.sqrt(np.sum(true**2, axis=(-2, -1)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return num / den
+    """Relative Frobenius-norm error ||pred - true|| / ||true|| per field, in float64 numpy
+    (:func:`rfne_of`, the definition, on the inputs as numpy arrays)."""
+    return rfne_of(*_pair(pred, true))
 
 
 def mse(pred, true) -> np.ndarray:

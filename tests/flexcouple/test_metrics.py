@@ -49,6 +49,34 @@ def test_torch_inputs_are_accepted():
     assert M.rfne(torch.tensor(1.1 * f, dtype=torch.float32), torch.tensor(f)) == pytest.approx(0.1, rel=1e-6)
 
 
+def test_rfne_of_training_and_evaluation_agree():
+    """Training's validation RFNE (torch) and evaluation's (numpy) are one definition: the same values
+    on random fields, and on a zero truth 0 for a zero prediction and +inf for any other."""
+    torch = pytest.importorskip("torch")
+    from flexcouple.training import rfne as train_rfne
+
+    rng = np.random.default_rng(3)
+    pred, true = rng.normal(size=(5, 1, 12, 12)), rng.normal(size=(5, 1, 12, 12))
+    true[1] = 0.0                # zero truth, nonzero prediction
+    pred[2], true[2] = 0.0, 0.0  # zero truth, zero prediction
+    pred[3] = true[3]            # exact prediction
+    want = M.rfne(pred, true)
+    got = train_rfne(torch.tensor(pred), torch.tensor(true))
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64 and tuple(got.shape) == want.shape == (5, 1)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    assert want[1, 0] == np.inf and want[2, 0] == 0.0 and want[3, 0] == 0.0
+    assert np.all(np.isfinite(want[[0, 4]])) and np.all(want[[0, 4]] > 0)
+    # float32 tensors (training's dtype) agree to float32 precision and keep their dtype
+    got32 = train_rfne(torch.tensor(pred, dtype=torch.float32), torch.tensor(true, dtype=torch.float32))
+    assert got32.dtype == torch.float32
+    np.testing.assert_allclose(got32.numpy(), want, rtol=1e-5)
+    # one 2D field each: a 0-d result, the same cases
+    for p, t, expected in ((np.ones((4, 4)), np.zeros((4, 4)), np.inf), (np.zeros((4, 4)), np.zeros((4, 4)), 0.0)):
+        assert M.rfne(p, t) == expected == float(train_rfne(torch.tensor(p), torch.tensor(t)))
+    with pytest.raises(ValueError, match="shapes differ"):
+        train_rfne(torch.zeros(2, 4, 4), torch.zeros(2, 4, 5))
+
+
 def test_psnr_of_a_known_perturbation():
     f = _smooth_field()
     r = f.max() - f.min()
