@@ -53,7 +53,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 from flexcouple.models.presets import PRESETS  # noqa: E402
 from provenance import finish, median_time, provenance, write_result  # noqa: E402

@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from flexcouple.data import well  # noqa: E402
 from flexcouple.data.config import OODSet, load_preset, save_config  # noqa: E402

@@ -30,12 +30,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from flexcouple.models import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import finish, provenance  # noqa: E402
-from flexcouple.models.presets import PRESETS  # noqa: E402
+from flexcouple.models import build_model
+from flexcouple.models.presets import PRESETS
+from provenance import finish, provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_BATCH = {"tiny": 4, "small": 2}  # small at 256^2 uses 1: one step already takes seconds on 2 cores

@@ -70,8 +70,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 from coupling import HybridConfig, HybridSimulation  # noqa: E402
 from coupling.checks import ALL_CHECKS  # noqa: E402

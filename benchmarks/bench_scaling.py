@@ -48,8 +48,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_solver import block_timer  # noqa: E402
 from provenance import finish, provenance, write_result  # noqa: E402

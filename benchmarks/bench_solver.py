@@ -38,11 +38,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from solver import NavierStokes2D, cupy_available, random_field  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import finish, provenance  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
