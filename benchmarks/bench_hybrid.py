@@ -78,6 +78,7 @@ from flexcouple.data.coarsen import coarsen, spectral_resample, upsample  # noqa
 from flexcouple.evaluation.metrics import (decorrelation_time, energy_spectrum, log_spectrum_distance,  # noqa: E402
                                            pearson, velocity_from_vorticity)
 from provenance import finish, provenance, write_result  # noqa: E402
+from solver.io import atomic_path  # noqa: E402
 
 THRESHOLD = 0.95
 
@@ -203,9 +204,8 @@ def field_and_truth(base, args, seed, work: Path):
     truth_res, truth_cost = run(base.replace(mode="pure", n=2 * args.n), np.asarray(upsample(omega0, 2, "spectral")))
     truth = on_grid(truth_res.fields, args.n)
     record = {"cost": truth_cost, "loadavg_start": load, "loadavg_end": list(os.getloadavg())}
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, omega0=np.asarray(omega0), truth=truth, record=json.dumps(record))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no ".npz"
+        np.savez(f, omega0=np.asarray(omega0), truth=truth, record=json.dumps(record))
     return np.asarray(omega0), truth, record
 
 

@@ -39,6 +39,7 @@ steps are timed with ``block_until_ready``; ``ms_per_step`` is their median.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -51,6 +52,20 @@ from pathlib import Path
 import numpy as np
 
 TWO_PI = 2.0 * math.pi
+
+
+def _solver_io():
+    """The project's atomic writer module, solver/io.py, loaded from its file: this script runs in its own
+    virtual environment, where the project is not installed (and ``import solver`` would import the
+    solver's backends); solver/io.py needs only the standard library."""
+    spec = importlib.util.spec_from_file_location(
+        "_flexcouple_solver_io", Path(__file__).resolve().parents[1] / "solver" / "io.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+atomic_path = _solver_io().atomic_path  # mkstemp beside the file, fsync, rename
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -233,12 +248,11 @@ def run(args) -> int:
         result["relative_l2"] = float(np.linalg.norm(omega_end - reference) / np.linalg.norm(reference))
         extra = {"correlation": result["correlation"], "relative_l2": result["relative_l2"]}
 
-    tmp = args.out.with_name(args.out.name + ".tmp.npz")
-    np.savez(tmp, vorticity=omega_end.astype(args.dtype), ms_per_step=result["ms_per_step"],
-             ms_per_step_runs=np.asarray(per_step), cpu_ms_per_step_runs=np.asarray(cpu_per_step),
-             compile_s=compile_s, compile_timed_s=compile_timed_s, run_wall_s=run_wall_s,
-             versions=json.dumps(versions), settings=json.dumps(settings), **extra)
-    os.replace(tmp, args.out)
+    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no ".npz"
+        np.savez(f, vorticity=omega_end.astype(args.dtype), ms_per_step=result["ms_per_step"],
+                 ms_per_step_runs=np.asarray(per_step), cpu_ms_per_step_runs=np.asarray(cpu_per_step),
+                 compile_s=compile_s, compile_timed_s=compile_timed_s, run_wall_s=run_wall_s,
+                 versions=json.dumps(versions), settings=json.dumps(settings), **extra)
     print(json.dumps({**result, "ms_per_step_runs": per_step, "cpu_ms_per_step_runs": cpu_per_step,
                       "versions": versions, "loadavg_before": load_before,
                       "loadavg_after": load_after, "out": str(args.out)}, indent=1))
