@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from coupling.checks import ALL_CHECKS
-from coupling.config import HybridConfig
+from coupling.config import FLOW_FIELDS, HybridConfig
 
 FORMAT = "flexcouple-calibration"
 VERSION = 1
@@ -59,9 +59,11 @@ _CHECKS = {c.name: c for c in ALL_CHECKS}
 
 def regime_of(cfg: HybridConfig, model_digest: str | None) -> dict:
     """What a calibration holds for: a run with other values here is another regime."""
+    # the flow but its Reynolds number (a calibration holds for a range of Re, checked apart)
+    flow = {f: getattr(cfg, f) for f in FLOW_FIELDS if f != "reynolds"}
     return {"mode": cfg.mode, "n": int(cfg.n), "factor": int(cfg.factor), "output_interval": float(cfg.output_interval),
-            "boundary": cfg.boundary, "forcing": cfg.forcing, "surrogate": cfg.surrogate,
-            "sample_steps": int(cfg.sample_steps), "ensemble": int(cfg.ensemble), "model": model_digest}
+            **flow, "surrogate": cfg.surrogate, "sample_steps": int(cfg.sample_steps), "ensemble": int(cfg.ensemble),
+            "model": model_digest}
 
 
 def file_digest(path) -> str:

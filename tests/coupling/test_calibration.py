@@ -91,7 +91,8 @@ def test_a_calibration_is_refused_outside_its_regime(calibrated):
     cal, path = calibrated
     model = NearOracle(32, config().solver_kwargs(), factor=2)
     for changes, what in (({"output_interval": 0.5, "t_end": 2.0}, "output_interval"), ({"sample_steps": 1}, "sample_steps"),
-                          ({"n": 64}, "n 32 there, 64 here")):
+                          ({"n": 64}, "n 32 there, 64 here"), ({"drag": 0.2}, "drag 0.1 there, 0.2 here"),
+                          ({"forcing_wavenumber": 2}, "forcing_wavenumber 4 there, 2 here")):
         with pytest.raises(ValueError, match=f"another regime.*{what}"):
             HybridSimulation(config(calibration=str(path), **changes), NearOracle(changes.get("n", 32),
                              config().solver_kwargs(), factor=2))
