@@ -32,17 +32,23 @@ Claim measured: a hybrid run reaches the accuracy of a pure solver run for less 
    what the model can give: if the unguarded hybrid is no faster at equal accuracy, the model (its
    accuracy, or its cost against the solver steps it replaces), not the checks, is the limit.
 
-Regime. The protocol above (x4 from 64^2, the shipped ``tiny`` model, 2 sampling steps) is today's
-case and stays as a row where the hybrid loses: ``bench_costmodel.py`` (``costmodel.json``) measured
-that its coarse run decorrelates at t ~ 1 and that a 2-step ``tiny`` call costs 0.66 s against 2.3 s
-per unit time of the 256^2 solver. The regime chosen from that map, before the model for it is trained,
-is super-resolution x2 from 128^2 (the coarse run resolves the flow: correlation time 5.7) with a
-1-step FLEX between ``c16`` and ``c24`` (0.15-0.27 s a call at 256^2; best case 4.2x for ``c16`` at an
-output every 0.5), trained on the coarse-solver states of the ``superres256x2`` data set. Its headline
-run needs that model (``--factor 2 --checkpoint``); until it exists, this script measures today's case.
+Regime. The protocol above with its defaults (x4 from 64^2, the shipped ``tiny`` model, 2 sampling
+steps) is the earlier case and stays as a row where the hybrid loses: ``bench_costmodel.py``
+(``costmodel.json``) measured that its coarse run decorrelates at t ~ 1 and that a 2-step ``tiny`` call
+costs 0.66 s against 2.3 s per unit time of the 256^2 solver. The regime chosen from that map, before
+the model for it was trained, is super-resolution x2 from 128^2 (the coarse run resolves the flow:
+correlation time 5.7 against the truth) with a FLEX between ``c16`` and ``c24`` (0.15-0.27 s a call at
+256^2 with 1 step; best case 4.2x for ``c16`` at an output every 0.5), trained on the 128^2
+coarse-solver states of the ``superres256x2`` data set. The model is the shipped
+``flex-c16-superres256x2`` with 2 sampling steps (its model card compares 1 and 2), its checks
+calibrated on held-out runs by the ``calibration.json`` in its folder. The headline run:
 
-Writes ``benchmarks/results/hybrid.json`` (top-level ``speedup``: the best hybrid on both (a) and
-(b)) and ``hybrid.png`` (accuracy against cost, the Pareto front of each method).
+    .venv/bin/python benchmarks/bench_hybrid.py --fields 8 --t-end 8 --factor 2 --modes superres --unguarded \
+        --checkpoint flexcouple/shipped/flex-c16-superres256x2 \
+        --calibration flexcouple/shipped/flex-c16-superres256x2/calibration.json --name hybrid_superres256x2
+
+Writes ``benchmarks/results/<name>.json`` (default ``hybrid``; top-level ``speedup``: the best hybrid on both (a) and
+(b)) and ``<name>.png`` (accuracy against cost, the Pareto front of each method).
 
 Resumable: each finished field's measurements are written (atomically) to ``--work`` (default
 ``benchmarks/results/.work/<name>-<protocol key>/field_<seed>.json``); a rerun with the same protocol
@@ -73,9 +79,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 from coupling import HybridConfig, HybridSimulation  # noqa: E402
 from coupling.checks import ALL_CHECKS  # noqa: E402
+from coupling.report import equal_accuracy_cost, statistics_spectrum_error  # noqa: E402
 from coupling.surrogates import FlexSurrogate  # noqa: E402
 from flexcouple.data.coarsen import coarsen, spectral_resample, upsample  # noqa: E402
-from flexcouple.evaluation.metrics import (decorrelation_time, energy_spectrum, log_spectrum_distance,  # noqa: E402
+from flexcouple.evaluation.metrics import (decorrelation_time,  # noqa: E402
                                            pearson, velocity_from_vorticity)
 from provenance import finish, provenance, write_result  # noqa: E402
 from solver.io import atomic_path  # noqa: E402
@@ -149,35 +156,12 @@ def metrics(fields, truth, times, n) -> dict:
     censored = not math.isfinite(t95)
     t_from = times[len(times) // 2] if censored else t95
     after = times >= t_from - 1e-9
-    k, e_pred = energy_spectrum(fields[after])
-    _, e_true = energy_spectrum(truth[after])
-    spec = float(log_spectrum_distance(k, e_pred.mean(axis=0), e_true.mean(axis=0), n // 3)["band"])
+    spec = statistics_spectrum_error(fields[after], truth[after], n // 3)
     u_pred = velocity_from_vorticity(fields[after])[0].mean(axis=(0, 1))
     u_true = velocity_from_vorticity(truth[after])[0].mean(axis=(0, 1))
     profile = float(np.linalg.norm(u_pred - u_true) / np.linalg.norm(u_true))
     return {"t95": float(times[-1]) if censored else float(t95), "t95_censored": censored,
             "spectrum_error": spec, "profile_error": profile, "correlation": corr.tolist()}
-
-
-def equal_accuracy_cost(pure: dict, value: float, key: str, higher_is_better: bool):
-    """(cost, bound) of a pure solver as accurate as ``value``, log-linear in cost between the two
-    grids that bracket it. bound "=": interpolated; ">=": ``value`` beats every grid (the finest
-    grid's cost, a lower bound); "<": the coarsest grid is already as good (its cost, an upper bound).
-    """
-    grids = sorted(pure, key=lambda g: pure[g]["cost"])
-    acc = [pure[g][key] for g in grids]
-    cost = [pure[g]["cost"] for g in grids]
-
-    def as_good(a, v):  # a is at least as accurate as v
-        return a >= v if higher_is_better else a <= v
-
-    if as_good(acc[0], value):
-        return cost[0], "<"
-    for i in range(len(grids) - 1):
-        if not as_good(acc[i], value) and as_good(acc[i + 1], value):
-            w = (value - acc[i]) / (acc[i + 1] - acc[i])
-            return float(math.exp(math.log(cost[i]) + w * (math.log(cost[i + 1]) - math.log(cost[i])))), "="
-    return cost[-1], ">="
 
 
 def protocol_key(args, checkpoint: str) -> str:

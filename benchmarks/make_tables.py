@@ -161,15 +161,17 @@ def render_hybrid(d: dict) -> list[str]:
         if "t95" not in r:
             continue
         t95 = fmt(r["t95"]) + ("+" if r.get("t95_censored_fields") else "")
-        sp = [f"{r[k + '_bound']}{fmt(r[k])}" if k in r else "-"
-              for k in ("speedup_correlation_time", "speedup_spectrum")]
+        ci = r.get("bootstrap_95") or {}
+        sp = [f"{r[k + '_bound']}{fmt(r[k])}" + (f" [{fmt(ci[k][0])}, {fmt(ci[k][1])}]" if k in ci else "")
+              if k in r else "-" for k in ("speedup_correlation_time", "speedup_spectrum")]
         calls = f"{r['calls']} ({r['accepted']})" if "calls" in r else "-"
         rows.append([name, r["cost"], t95, r["spectrum_error"], r["profile_error"], *sp,
                      r.get("speedup_fixed_cadence"), calls])
     p = d.get("protocol", {})
     out = [f"Re {fmt(p.get('reynolds'))}, n = {fmt(p.get('n'))}, truth {fmt(p.get('truth_n'))}^2, "
            f"{fmt(p.get('fields'))} field(s), t_end {fmt(p.get('t_end'))}; best hybrid: {d.get('best_hybrid')}, "
-           f"speedup on both criteria {fmt(d.get('speedup'))}x (+: censored, a lower bound)", ""]
+           f"speedup on both criteria {fmt(d.get('speedup'))}x (+: censored, a lower bound"
+           + ("; [a, b]: 95% bootstrap interval over the fields" if d.get("speedup_95") else "") + ")", ""]
     out += table(head, rows)
     why = [f"{name}: " + ", ".join(f"{check} {count}" for check, count in r["failed_checks"].items())
            for name, r in d["rows"].items() if r.get("failed_checks")]
@@ -355,6 +357,7 @@ def render_generic(d: dict) -> list[str]:
 
 RENDERERS = {
     "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
+    "hybrid_superres256x2": render_hybrid,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
 }

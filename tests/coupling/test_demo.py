@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from coupling.demo import RUNS, cheapest_as_accurate, verdict
+from coupling.demo import RUNS, equal_accuracy, verdict
 from coupling.surrogates import SUPERRES_X2_MODEL, default_checkpoint, shipped_model
 from flexcouple.cli import main
 
@@ -37,40 +37,42 @@ def test_quick_demo_runs_both_tables_and_writes_its_files(tmp_path, capsys):
 
 
 def _report():
-    def pure(table, wall, t95, spec):
-        return {"table": table, "label": f"pure {wall}", "summary": {"wall_s": wall},
-                "accuracy": {"time_until_correlation_below": {"0.95": t95}, "mean_spectrum_error": spec}}
+    def acc(t95, stat):
+        return {"time_until_correlation_below": {"0.95": t95}, "spectrum_statistics_error": stat}
 
-    def hybrid(table, wall, t95, spec, calls, accepted, speedup):
+    def pure(table, wall, t95, stat):
+        return {"table": table, "label": f"pure {wall}", "summary": {"wall_s": wall}, "accuracy": acc(t95, stat)}
+
+    def hybrid(table, wall, t95, stat, calls, accepted, speedup):
         return {"table": table, "label": "h", "mode": "superres", "summary": {"wall_s": wall, "calls": calls,
-                "accepted": accepted}, "speedup": speedup,
-                "accuracy": {"time_until_correlation_below": {"0.95": t95}, "mean_spectrum_error": spec}}
-    return {"runs": {
-        "pure": {"table": 0, "label": "pure CFD n=256", "summary": {"wall_s": 10.0}},
-        "superres_x2": hybrid(1, 3.0, 5.0, 0.03, 16, 16, 10 / 3),
-        "pure_192": pure(1, 5.0, 6.0, 0.20),
-        "coarse_128": pure(1, 1.0, 5.5, 0.50),
-        "superres_x4": hybrid(2, 14.0, 0.4, 0.5, 10, 2, 10 / 14),
-        "coarse_64": pure(2, 0.5, 0.4, 0.5)}}
+                "accepted": accepted}, "speedup": speedup, "accuracy": acc(t95, stat)}
+    return {"t_end": 8.0, "runs": {
+        "pure": {"table": 0, "label": "pure CFD n=256", "summary": {"wall_s": 16.0}},
+        "superres_x2": hybrid(1, 2.0, 5.0, 0.1, 16, 16, 8.0),
+        "pure_192": pure(1, 4.0, float("inf"), 0.2),
+        "coarse_128": pure(1, 1.0, 5.5, 0.5),
+        "superres_x4": hybrid(2, 14.0, 0.4, 0.8, 10, 2, 16 / 14),
+        "coarse_64": pure(2, 0.5, 0.4, 0.8)}}
 
 
-def test_the_cheapest_pure_run_as_accurate_is_found_per_criterion():
-    report = _report()
-    found = cheapest_as_accurate(report, "superres_x2")
-    assert found["a"]["run"] == "coarse_128" and found["a"]["speedup"] == pytest.approx(1 / 3)
-    assert found["b"]["run"] == "pure" and found["b"]["speedup"] == pytest.approx(10 / 3)  # 192 is less accurate
-    report["runs"]["pure_192"]["accuracy"]["mean_spectrum_error"] = 0.03  # as accurate, and cheaper
-    assert cheapest_as_accurate(report, "superres_x2")["b"]["run"] == "pure_192"
-    # a pure run of the other table never counts
-    assert cheapest_as_accurate(report, "superres_x4")["b"]["run"] == "coarse_64"
+def test_equal_accuracy_interpolates_log_linearly_between_every_pure_run():
+    found = equal_accuracy(_report(), "superres_x2")
+    # t95 5.0 lies between pure 64 (0.4, 0.5 s) and pure 128 (5.5, 1 s): the hybrid loses on (a)
+    assert found["a"]["bound"] == "=" and found["a"]["cost_s"] == pytest.approx(0.5 * 2 ** (4.6 / 5.1))
+    # 0.1 lies half way between pure 192 (0.2, 4 s) and the reference (0, 16 s): 8 s in log cost
+    assert found["b"]["bound"] == "=" and found["b"]["cost_s"] == pytest.approx(8.0)
+    assert found["b"]["speedup"] == pytest.approx(4.0)
+    # a pure run of the other table counts too: pure 64 is as good as the x4 hybrid
+    assert equal_accuracy(_report(), "superres_x4")["b"]["bound"] == "<"
 
 
 def test_the_verdict_says_plainly_where_the_hybrid_wins_and_where_it_loses():
     text = verdict(_report())
-    assert "superres_x2: 3.33x faster" in text and "16/16 surrogate calls accepted (100%)" in text
-    assert "pure CFD n=256 (10.0 s): the hybrid is 3.33x faster at equal accuracy" in text
-    assert "pure 1.0 is at least as accurate for 1.0 s: the hybrid LOSES (0.33x)" in text
-    assert "superres_x4: 0.71x SLOWER" in text and "most superres_x4 calls were rejected" in text
+    assert "superres_x2: 8.00x faster" in text and "16/16 surrogate calls accepted (100%)" in text
+    assert "costs 8.0 s (interpolated between the pure runs): the hybrid is 4.00x faster at equal accuracy" in text
+    assert "the hybrid is 0.47x SLOWER: it LOSES at equal accuracy" in text
+    assert "the cheapest pure run is already as accurate (0.5 s): the hybrid LOSES (0.04x)" in text
+    assert "superres_x4: 1.14x faster" in text and "most superres_x4 calls were rejected" in text
     inf = _report()
     inf["runs"]["superres_x2"]["accuracy"]["time_until_correlation_below"]["0.95"] = float("inf")
     assert "correlation >= 0.95 for the whole run" in verdict(inf)
