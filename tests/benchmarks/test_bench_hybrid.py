@@ -101,3 +101,11 @@ def test_bootstrap_intervals_resample_the_fields_and_bracket_the_point_estimate(
     assert bench.bootstrap_intervals(per_field, methods, [32, 64], 64, resamples=0) == {}
     single = {k: v[:1] for k, v in per_field.items()}
     assert bench.bootstrap_intervals(single, methods, [32, 64], 64, resamples=50) == {}  # one field: no interval
+
+
+@pytest.mark.parametrize("grids", [["300"], ["15"], ["191"]])
+def test_pure_grids_must_be_even_and_at_most_n(grids, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse(["--grids", *grids])
+    assert exc.value.code == 2 and "--grids must be even grids from 16 to --n (256)" in capsys.readouterr().err
+    assert bench.parse(["--grids", "128", "192", "256"]).grids == [128, 192, 256]  # need not divide n
