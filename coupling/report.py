@@ -21,6 +21,7 @@ final file writing excluded, checks, communication and checkpoints included).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,6 @@ def equal_accuracy_cost(pure: dict, value: float, key: str, higher_is_better: bo
     "cost": ...}}), log-linear in cost between the two runs that bracket it. bound "=": interpolated;
     ">=": ``value`` beats every run (the dearest run's cost, a lower bound); "<": the cheapest run is
     already as good (its cost, an upper bound)."""
-    import math
     runs = sorted(pure, key=lambda g: pure[g]["cost"])
     acc = [pure[g][key] for g in runs]
     cost = [pure[g]["cost"] for g in runs]

@@ -42,7 +42,7 @@ import flexcouple
 from solver.io import atomic_path, write_text_atomic
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_weights", "save_training_state", "load_training_state",
-           "read_config", "read_training_info", "reseal", "code_version", "FORMAT", "FORMAT_VERSION"]
+           "read_config", "read_training_info", "reseal", "export_weights", "code_version", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "flexcouple-checkpoint"
 FORMAT_VERSION = 2                  # 2: config.json carries config_sha256 (1: weights hashes only)
@@ -225,6 +225,14 @@ def reseal(path: str | os.PathLike) -> Path:
             config["files"] = dict(files, **{STATE_JSON: _sha256(directory / STATE_JSON)})
         _write_config(directory, config)
     return directory
+
+
+def export_weights(source: str | os.PathLike, destination: str | os.PathLike) -> Path:
+    """Copy a training run's checkpoint to ``destination`` as a model to ship: its (EMA) weights and
+    sealed config only, no training state (what the shipped models' scripts do). Returns the directory."""
+    model, config = load_checkpoint(source)
+    config["files"] = {k: v for k, v in config.get("files", {}).items() if not k.startswith("training_state")}
+    return save_checkpoint(destination, model, config)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: dict | None = None, *,

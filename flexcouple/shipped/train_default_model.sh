@@ -34,14 +34,8 @@ if [ -f "$RUN/training_state.json" ]; then "$FC" "${TRAIN[@]}" --resume; else "$
 
 # 3. seal: the EMA weights and config only (no training state), re-saved so config.json is sealed in
 #    the current checkpoint format
-"$PY" - "$RUN" "$SHIPPED" <<'EOF'
-import sys
-from flexcouple.checkpoint import load_checkpoint, save_checkpoint
-model, config = load_checkpoint(sys.argv[1])
-config["files"] = {k: v for k, v in config.get("files", {}).items() if not k.startswith("training_state")}
-save_checkpoint(sys.argv[2], model, config)
-print("sealed", sys.argv[2])
-EOF
+"$PY" -c "import sys; from flexcouple.checkpoint import export_weights; print('sealed', export_weights(*sys.argv[1:]))" \
+    "$RUN" "$SHIPPED"
 
 # 4. evaluation on full 256^2 fields: the test split (Re 500/700/1400, unseen seeds) and the unseen
 #    Re 1000; super-resolution against spectral and bicubic interpolation, forecasting (autoregressive

@@ -293,3 +293,15 @@ def test_lion_moves_every_coordinate_by_lr():
     opt.step()
     assert torch.allclose(p.detach(), torch.tensor([0.9, -1.9, 3.0]))  # sign step; sign(0) = 0
     assert torch.allclose(opt.state[p]["exp_avg"], 0.01 * torch.tensor([0.5, -3.0, 0.0]))
+
+
+def test_export_weights_ships_the_model_without_its_training_state(tmp_path):
+    model, path = saved(tmp_path)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ckpt.save_training_state(path, model_state=model.state_dict(), optimizer=opt, info={"step": 1})
+    shipped = ckpt.export_weights(path, tmp_path / "shipped")
+    assert sorted(p.name for p in shipped.iterdir()) == ["config.json", "model.safetensors"]
+    loaded, config = ckpt.load_checkpoint(shipped)  # sealed: loads without opting in
+    assert not any(k.startswith("training_state") for k in config["files"])
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)

@@ -41,14 +41,8 @@ if [ ! -f "$B/DONE" ]; then
 fi
 
 # 4. seal: the EMA weights and config only (no training state)
-"$PY" - "$B" "$SHIPPED" <<'EOF'
-import sys
-from flexcouple.checkpoint import load_checkpoint, save_checkpoint
-model, config = load_checkpoint(sys.argv[1])
-config["files"] = {k: v for k, v in config.get("files", {}).items() if not k.startswith("training_state")}
-save_checkpoint(sys.argv[2], model, config)
-print("sealed", sys.argv[2])
-EOF
+"$PY" -c "import sys; from flexcouple.checkpoint import export_weights; print('sealed', export_weights(*sys.argv[1:]))" \
+    "$B" "$SHIPPED"
 
 # 5. the checks' calibration on held-out runs (Re 500/700/1400, seeds never used for data), for the
 #    regime of benchmarks/presets/superres256x2.toml
