@@ -144,16 +144,30 @@ class World:
     """Rank and size of a data-parallel evaluation; gathers picklable objects to rank 0."""
 
     def __init__(self):
-        self.rank, self.size, self._comm, self._dist = 0, 1, None, None
+        self.rank, self.size, self._comm, self._dist, self._owns_group = 0, 1, None, None, False
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun
             import torch.distributed as dist
             if not dist.is_initialized():
                 dist.init_process_group("gloo")
+                self._owns_group = True
             self.rank, self.size, self._dist = dist.get_rank(), dist.get_world_size(), dist
         elif int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1:  # mpiexec
             from mpi4py import MPI
             self._comm = MPI.COMM_WORLD
             self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """Tear down the process group this world created. After a clean run every rank first waits
+        for rank 0 (still writing the report): a rank that left with the gloo group alive could die in
+        its destructor at interpreter exit (SIGABRT, "terminate called without an active exception")."""
+        if self._owns_group and self._dist.is_initialized():
+            if exc_type is None:
+                self._dist.barrier()
+            self._dist.destroy_process_group()
+        return False
 
     def gather(self, obj) -> list | None:
         if self.size == 1:
@@ -538,7 +552,13 @@ def evaluate(specs: list[str], data, task: str, out, *, opts: Options | None = N
         raise ValueError(f"--max-samples must be at least 1 (samples per split), got {opts.max_samples}; "
                          "leave it out to evaluate every sample")
     out = Path(out)
-    world = World()
+    with World() as world:
+        return _evaluate(world, specs, data, task, out, opts=opts, labels=labels, splits=splits, compare=compare,
+                         overwrite=overwrite, open_fn=open_fn)
+
+
+def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labels, splits, compare, overwrite,
+              open_fn) -> dict | None:
     if world.rank == 0 and (out / "metrics.json").exists() and not overwrite:
         raise FileExistsError(f"{out}/metrics.json exists; pass --overwrite to replace it or choose another --out")
     started = time.perf_counter()
