@@ -18,7 +18,8 @@ Noise schedule (continuous time ``t ~ U(0, 1)``, logSNR in ``[logsnr_min, logsnr
 Training: ``x_t = alpha x0 + sigma eps``; the network predicts ``v = alpha eps - sigma x0``; L1 loss.
 Optionally (``flexcouple train --spectral-loss W``) plus ``W`` times the log-spectral distance of the
 predicted field ``base + x0_hat`` (``x0_hat = alpha x_t - sigma v``, what a 1-step sampler returns at
-t = 1) to the target, over half-octave bands of the radial spectrum: an L1 / L2 loss lets a few-step
+t = 1; with ``--spectral-steps S`` the S-step sample itself, differentiated through) to the target,
+over bands of the radial spectrum (``--spectral-bands`` per octave, 2 by default): an L1 / L2 loss lets a few-step
 sampler return the conditional mean, whose small scales hold a fraction of the true energy (the
 dissipation range carries almost none of the squared error), and the spectrum is what the hybrid's
 ``spectrum_tail`` check and the full-band statistics measure.
@@ -149,9 +150,13 @@ class ResidualDiffusion(nn.Module):
         return alpha_sigma(logsnr_schedule(t, self.logsnr_min, self.logsnr_max, self.logsnr_shift))
 
     def forward(self, batches: Mapping, t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, spectral_weight: float = 0.0) -> torch.Tensor:
+                generator: torch.Generator | None = None, spectral_weight: float = 0.0, spectral_bands: int = 2,
+                spectral_steps: int = 0) -> torch.Tensor:
         """L1 loss on ``v`` for one batch per task; ``t`` (B,) and ``noise`` (B, 1, H, W) are shared by tasks.
-        ``spectral_weight`` > 0 adds that times the mean log-spectral distance of ``base + x0_hat``."""
+        ``spectral_weight`` > 0 adds that times the mean log-spectral distance (``spectral_bands`` bands
+        per octave) of ``base + x0_hat``, the prediction at the drawn ``t``; with ``spectral_steps`` = S > 0
+        instead of the S-step DDIM sample from ``noise`` (what the sampler returns, gradients through
+        all S network calls): the field a hybrid run receives, not one noise level's estimate."""
         batches = as_task_batches(self, batches)
         first = next(iter(batches.values()))["target"]
         shape = first.shape
@@ -180,8 +185,12 @@ class ResidualDiffusion(nn.Module):
         if spectral_weight:
             base = torch.cat([model_base(self, b["condition"], task) for task, b in batches.items()])
             target = torch.cat([b["target"] for b in batches.values()])
-            x0_hat = alpha * x_t.float() - sigma * v.float()
-            loss = loss + float(spectral_weight) * log_spectral_distance(base.float() + x0_hat, target.float()).mean()
+            if spectral_steps:
+                x0_hat = self._denoise(eps.to(x_t.dtype), reynolds, features, int(spectral_steps)).float()
+            else:
+                x0_hat = alpha * x_t.float() - sigma * v.float()
+            distance = log_spectral_distance(base.float() + x0_hat, target.float(), spectral_bands)
+            loss = loss + float(spectral_weight) * distance.mean()
         return loss
 
     @torch.no_grad()
@@ -231,30 +240,36 @@ class ResidualDiffusion(nn.Module):
 CPU_SAMPLING_CELLS_PER_CALL = 128 * 128
 
 
-def band_spectrum(x: torch.Tensor) -> torch.Tensor:
-    """Energy of (B, 1, n, n) periodic fields in half-octave bands of the radial wavenumber, (B, bands).
+def band_spectrum(x: torch.Tensor, bands_per_octave: int = 2) -> torch.Tensor:
+    """Energy of (B, 1, n, n) periodic fields in bands of the radial wavenumber, (B, bands).
 
     The shells 1 <= |k| <= n / 3 (the mean left out; the 2/3-rule cut-off of a dealiased solver above,
-    where the truth holds nothing), grouped as the hybrid's spectrum checks group them
-    (``coupling.checks.log_spectral_distance``): ``floor(2^(j/2)) - 1 <= |k| < floor(2^((j+1)/2)) - 1``.
+    where the truth holds nothing), grouped ``b = bands_per_octave`` to the octave:
+    ``floor(2^(j/b)) - 1 <= |k| < floor(2^((j+1)/b)) - 1``. ``b = 2`` (half octaves) is how the hybrid's
+    spectrum checks group them (``coupling.checks.log_spectral_distance``); a large ``b`` (16) keeps the
+    top octave's shells nearly apart, so a band cannot hide a deficit at its bottom behind an excess at
+    its top, while the few-mode shells of the lowest octaves stay grouped.
     Only whole periodic fields have a meaningful radial spectrum: a crop's edges leak power into every
     shell, far above a dissipation range's (see ``TrainConfig.spectral_loss``)."""
+    if int(bands_per_octave) < 1:
+        raise ValueError(f"bands_per_octave must be a positive integer, got {bands_per_octave!r}")
+    b = int(bands_per_octave)
     n = x.shape[-1]
     k_max = n // 3
     power = torch.fft.fft2(x.float(), norm="forward").abs().square().sum(dim=1)
     k = torch.fft.fftfreq(n, 1.0 / n, device=x.device)
     shell = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2).round().long().clamp_max(k_max + 1)
     shells = torch.zeros(x.shape[0], k_max + 2, device=x.device).index_add_(1, shell.flatten(), power.flatten(1))
-    edges = sorted({max(int(2.0 ** (j / 2)) - 1, 1) for j in range(int(2 * math.log2(k_max + 1)) + 2)})
+    edges = sorted({max(int(2.0 ** (j / b)) - 1, 1) for j in range(int(b * math.log2(k_max + 1)) + 2)})
     edges = [e for e in edges if e <= k_max] + [k_max + 1]
-    return torch.stack([shells[:, a:b].sum(dim=1) for a, b in zip(edges[:-1], edges[1:])], dim=1)
+    return torch.stack([shells[:, a:z].sum(dim=1) for a, z in zip(edges[:-1], edges[1:])], dim=1)
 
 
-def log_spectral_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per sample, sqrt(mean over half-octave bands of (log E_pred - log E_target)^2), (B,).
+def log_spectral_distance(pred: torch.Tensor, target: torch.Tensor, bands_per_octave: int = 2) -> torch.Tensor:
+    """Per sample, sqrt(mean over the bands of :func:`band_spectrum` of (log E_pred - log E_target)^2), (B,).
 
     Energies are floored at 1e-12 of the target's peak band, so an empty band is far but finite."""
-    ep, et = band_spectrum(pred), band_spectrum(target)
+    ep, et = band_spectrum(pred, bands_per_octave), band_spectrum(target, bands_per_octave)
     floor = 1e-12 * et.amax(dim=1, keepdim=True).clamp_min(1e-30)
     d = torch.log(ep.clamp_min(floor)) - torch.log(et.clamp_min(floor))
     return torch.sqrt(d.square().mean(dim=1) + 1e-12)

@@ -70,6 +70,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     spectral_loss: float = 0.0        # weight of the log-spectral distance term (diffusion models only)
+    spectral_bands: int = 2           # its bands per octave (2: half octaves; 16: the top octave nearly by shell)
+    spectral_steps: int = 0           # 0: on the prediction at the drawn t; S: on the S-step DDIM sample
     checkpoint_every: int = 500
     val_every: int = 500
     val_batches: int = 4
@@ -95,6 +97,12 @@ class TrainConfig:
             raise ValueError("lr and grad_clip must be positive")
         if not (math.isfinite(self.spectral_loss) and self.spectral_loss >= 0):
             raise ValueError(f"spectral_loss must be a finite number >= 0, got {self.spectral_loss}")
+        if self.spectral_bands < 1 or self.spectral_steps < 0:
+            raise ValueError(f"spectral_bands must be >= 1 and spectral_steps >= 0, got {self.spectral_bands} "
+                             f"and {self.spectral_steps}")
+        if not self.spectral_loss and (self.spectral_bands != 2 or self.spectral_steps):
+            raise ValueError("--spectral-bands and --spectral-steps shape the spectral loss term; give it a weight "
+                             "with --spectral-loss W (> 0) or leave them out")
         if self.spectral_loss and self.model == "regression":
             raise ValueError("spectral_loss weights a term of the diffusion loss; the regression baseline has "
                              "none: use --model flex, unet or uvit, or drop --spectral-loss")
@@ -308,7 +316,8 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
         from tqdm.auto import tqdm
         bar = tqdm(total=config.steps, initial=start, desc=f"{config.model}-{config.size} {config.task}",
                    dynamic_ncols=True)
-    spectral = {"spectral_weight": config.spectral_loss} if config.spectral_loss else {}
+    spectral = {"spectral_weight": config.spectral_loss, "spectral_bands": config.spectral_bands,
+                "spectral_steps": config.spectral_steps} if config.spectral_loss else {}
     done, t_last, done_since = start, time.perf_counter(), 0
     loss_sum, loss_n = float(resumed_loss["sum"]), int(resumed_loss["n"])
     try:
@@ -454,6 +463,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("--spectral-loss", d.spectral_loss, "add this weight times the log-spectral distance (half-octave "
          "bands) of the predicted field to the target: few-step samplers otherwise lose the small scales' energy",
          type=float)
+    flag("--spectral-bands", d.spectral_bands, "bands per octave of that distance (2: half octaves; 16 keeps the "
+         "top octave's shells nearly apart, so a deficit and an excess inside one band cannot cancel)", type=int)
+    flag("--spectral-steps", d.spectral_steps, "0: the distance of the prediction at the drawn noise level; S: of "
+         "the S-step DDIM sample the model returns in use (gradients through all S calls; S times dearer)", type=int)
     flag("--checkpoint-every", d.checkpoint_every, type=int)
     flag("--val-every", d.val_every, type=int)
     flag("--val-batches", d.val_batches, type=int)

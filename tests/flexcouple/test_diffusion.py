@@ -179,6 +179,54 @@ def test_band_spectrum_holds_the_shell_energy_and_the_distance_is_exact_for_a_sc
     assert log_spectral_distance(x + hi, x).max() < 1e-5
 
 
+def test_finer_bands_see_a_deficit_and_an_excess_that_a_half_octave_band_averages_away():
+    from flexcouple.diffusion import band_spectrum, log_spectral_distance
+    n = 96
+    x = torch.randn(2, 1, n, n, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    k = torch.fft.fftfreq(n, 1.0 / n)
+    shell = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2).round()
+    # inside the half-octave band 21 <= |k| < 31: power halved on 21..25 and the same power added back
+    # on 26..30, so that band's energy is unchanged
+    fx = torch.fft.fft2(x)
+    low, high = (shell >= 21) & (shell <= 25), (shell >= 26) & (shell <= 30)
+    p_low = (fx.abs().square() * low).sum(dim=(-2, -1), keepdim=True)
+    p_high = (fx.abs().square() * high).sum(dim=(-2, -1), keepdim=True)
+    gain = torch.sqrt(1 + 0.5 * p_low / p_high)
+    y = torch.fft.ifft2(fx * torch.where(low, math.sqrt(0.5), 1.0) * torch.where(high, gain, 1.0)).real
+    assert torch.allclose(band_spectrum(y).sum(1), band_spectrum(x).sum(1), rtol=1e-4)
+    assert log_spectral_distance(y, x).max() < 0.05          # half octaves: almost blind to it
+    assert log_spectral_distance(y, x, 16).min() > 0.2       # 16 to the octave: seen
+    fine = band_spectrum(x, 16)
+    assert torch.allclose(fine.sum(1), band_spectrum(x).sum(1), rtol=1e-5) and fine.shape[1] > 20
+    with pytest.raises(ValueError, match="bands_per_octave must be a positive integer"):
+        band_spectrum(x, 0)
+
+
+def test_the_spectral_term_on_the_sampler_output_is_the_distance_of_what_sample_returns():
+    torch.manual_seed(0)
+    model = build_model("flex", size="tiny", tasks=("superres",), image_size=32)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # off the zero-initialised output layer
+        for p in model.parameters():
+            p += 0.02 * torch.randn(p.shape, generator=g)
+    model.eval()  # no dropout: the loss's sampler and sample() run the same network
+    batch = {"condition": torch.randn(2, 1, 32, 32, generator=g),
+             "target": torch.randn(2, 1, 32, 32, generator=g),
+             "reynolds": torch.tensor([1000.0, 2000.0])}
+    noise = torch.randn(2, 1, 32, 32, generator=g)
+    kw = dict(t=torch.tensor([0.5, 0.9]), noise=noise)
+    plain = model(batch, **kw)
+    unrolled = model(batch, spectral_weight=1.0, spectral_bands=16, spectral_steps=2, **kw)
+    from flexcouple.diffusion import log_spectral_distance
+    with torch.no_grad():
+        sample = model.sample(batch["condition"], batch["reynolds"], steps=2, noise=noise)[:, 0]
+    expected = log_spectral_distance(sample, batch["target"], 16).mean()
+    assert math.isclose(unrolled.item() - plain.item(), expected.item(), rel_tol=1e-3)
+    model.zero_grad()
+    (unrolled - plain).backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0
+
+
 def test_the_spectral_term_adds_to_the_loss_and_its_gradient_reaches_the_network():
     torch.manual_seed(0)
     model = build_model("flex", size="tiny", tasks=("superres",), image_size=32)

@@ -311,6 +311,14 @@ def test_spectral_loss_trains_reports_the_distance_and_refuses_what_it_cannot_we
         small_config(tmp_path, model="regression", spectral_loss=0.1)
     with pytest.raises(ValueError, match="val_every must be >= 1"):
         small_config(tmp_path, val_every=0)
+    # the sampler-aware term with finer bands trains too; its shape flags need a weight
+    cfg = small_config(tmp_path, task="superres", steps=2, spectral_loss=0.3, spectral_bands=16, spectral_steps=2,
+                       out=str(tmp_path / "unrolled"))
+    assert math.isfinite(train(cfg, sets(["superres"]), sets(["superres"], seed=9))["final_loss"])
+    with pytest.raises(ValueError, match="give it a weight with --spectral-loss"):
+        small_config(tmp_path, spectral_steps=2)
+    with pytest.raises(ValueError, match="spectral_bands must be >= 1 and spectral_steps >= 0"):
+        small_config(tmp_path, spectral_loss=0.1, spectral_bands=0)
 
     # a data set that crops (its `crop` below its grid `n`, as the real ones say it) is refused before
     # anything is written
