@@ -35,7 +35,7 @@ the run's own counts (ticks, calls, accepted calls); the target is agreement wit
 
 Writes ``benchmarks/results/costmodel.json`` and ``costmodel.png`` (the speedup maps). The regime
 chosen from them for the demo and the headline benchmark, and why, is written in ``bench_hybrid.py``'s
-docstring and in the README's benchmark section.
+docstring and in docs/benchmarks.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_costmodel.py            # about 5 minutes
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_costmodel.py --quick    # seconds: the CI smoke test

@@ -1,9 +1,9 @@
-"""The README's benchmark tables, rendered from benchmarks/results/*.json (never copied by hand).
+"""The benchmark tables of docs/benchmarks.md, rendered from benchmarks/results/*.json (never copied by hand).
 
-    .venv/bin/python benchmarks/make_tables.py            # rewrite README.md's tables in place
+    .venv/bin/python benchmarks/make_tables.py            # rewrite docs/benchmarks.md's tables in place
     .venv/bin/python benchmarks/make_tables.py --check    # exit 1 naming the stale tables
 
-Each result NAME (``benchmarks/results/NAME.json``) has a block in README.md between
+Each result NAME (``benchmarks/results/NAME.json``) has a block in docs/benchmarks.md between
 ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``: its table(s), then the command that
 produced them, the date and the machine (cores, GPU, load average at start -> end), as the JSON
 records them. A missing JSON renders as "not run yet"; a JSON whose layout a renderer does not know
@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+DOC = ROOT / "docs" / "benchmarks.md"
 # keys of a result JSON that describe the run rather than its numbers (provenance.py's and older names)
 META_KEYS = {"benchmark", "command", "date", "machine", "versions", "commit", "wall_s", "claim", "note", "gpu",
              "method", "protocol", "settings", "config", "slab_config", "cores", "job_wall_s", "errors"}
@@ -377,7 +377,7 @@ def render(name: str, results: Path = RESULTS) -> str:
     return "\n".join(lines + footer(data))
 
 
-# ------------------------------------------------------------------------------------------------ the README
+# ---------------------------------------------------------------------------------------- the document
 def markers(name: str) -> tuple[str, str]:
     return f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
 
@@ -401,24 +401,25 @@ def update(text: str, results: Path = RESULTS, names=None) -> tuple[str, list[st
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the tables that differ")
-    ap.add_argument("--readme", type=Path, default=README)
+    ap.add_argument("--doc", "--readme", dest="doc", type=Path, default=DOC,
+                    help="the Markdown file whose marked blocks are rewritten (default docs/benchmarks.md)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    text = args.readme.read_text()
+    text = args.doc.read_text()
     new, changed, unmarked = update(text, args.results)
     if unmarked:
-        print(f"{args.readme}: no markers for {', '.join(unmarked)} (add <!-- results:NAME --> <!-- /results:NAME -->)",
+        print(f"{args.doc}: no markers for {', '.join(unmarked)} (add <!-- results:NAME --> <!-- /results:NAME -->)",
               file=sys.stderr)
     if args.check:
         if changed or unmarked:
-            print(f"stale tables in {args.readme}: {', '.join(changed + unmarked)}; "
+            print(f"stale tables in {args.doc}: {', '.join(changed + unmarked)}; "
                   "run `python benchmarks/make_tables.py`", file=sys.stderr)
             return 1
-        print(f"{args.readme}: every table matches {args.results}")
+        print(f"{args.doc}: every table matches {args.results}")
         return 0
     if changed:
-        args.readme.write_text(new)
-    print(f"{args.readme}: " + (f"rewrote {', '.join(changed)}" if changed else "already up to date"))
+        args.doc.write_text(new)
+    print(f"{args.doc}: " + (f"rewrote {', '.join(changed)}" if changed else "already up to date"))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/make_tables.py: the README's tables come from the result JSON files."""
+"""benchmarks/make_tables.py: docs/benchmarks.md's tables come from the result JSON files."""
 import importlib.util
 import json
 import shutil
@@ -106,7 +106,7 @@ def test_update_rewrites_only_between_markers_and_check_names_stale_tables(tmp_p
     readme.write_text(readme_with(mt.RENDERERS))
     assert mt.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
     assert "hybrid" in capsys.readouterr().err
-    assert mt.main(["--readme", str(readme), "--results", str(results)]) == 0
+    assert mt.main(["--doc", str(readme), "--results", str(results)]) == 0
     text = readme.read_text()
     assert text.startswith("# project\n\n## Benchmarks\n\nprose kept\n\n") and text.endswith("## Tests\n\nother text\n")
     assert "| leapfrog | 0.5 |" in text and "scaling.json`: not run yet" in text
@@ -119,12 +119,12 @@ def test_update_rewrites_only_between_markers_and_check_names_stale_tables(tmp_p
     assert "stale tables" in err and "hybrid, scaling" in err and "python benchmarks/make_tables.py" in err
 
 
-def test_the_repository_readme_is_in_sync_with_benchmarks_results(tmp_path):
-    readme = tmp_path / "README.md"
-    shutil.copy(ROOT / "README.md", readme)
+def test_the_repository_benchmarks_page_is_in_sync_with_benchmarks_results(tmp_path):
+    readme = tmp_path / "benchmarks.md"
+    shutil.copy(ROOT / "docs" / "benchmarks.md", readme)
     new, changed, unmarked = mt.update(readme.read_text(), ROOT / "benchmarks" / "results")
     assert not changed and not unmarked, (
-        f"README.md's tables {changed + unmarked} differ from benchmarks/results/*.json: "
+        f"docs/benchmarks.md's tables {changed + unmarked} differ from benchmarks/results/*.json: "
         "run `python benchmarks/make_tables.py` (never edit the numbers by hand)")
 
 
