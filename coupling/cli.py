@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from solver.io import write_text_atomic
+
 from coupling.config import HybridConfig
 
 
@@ -97,7 +99,7 @@ def _run(args, comm) -> int:
         raise_later = None
     agreed(comm, _raise_if, raise_later)
     if rank == 0:
-        (out / "config.toml").write_text(cfg.to_toml(comments=False))
+        write_text_atomic(out / "config.toml", cfg.to_toml(comments=False))
 
     rows = []
     result = _one_run(cfg, out, args, comm, harvest=cfg.harvest and args.harvest and cfg.mode != "pure")
@@ -118,7 +120,7 @@ def _run(args, comm) -> int:
             rows[0].update(speedup=cmp["speedup"], accuracy=cmp["accuracy"])
             rows.append({"label": f"pure n={cfg.n} (reference)", "wall_s": ref.summary["wall_s"], "speedup": 1.0})
     if rank == 0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=_jsonable) + "\n")
         from coupling.report import format_table
         print(format_table(rows))
         print(f"files: {out}/ (trajectory.h5, decisions.jsonl, summary.json"

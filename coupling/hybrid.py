@@ -34,6 +34,7 @@ import numpy as np
 from coupling.calls import call_surrogate, finish_running_calls
 from coupling.checks import CheckContext, CheckSuite, FieldDiagnostics, RunningSpectrum
 from coupling.config import HybridConfig
+from solver.io import atomic_path, is_temporary, write_text_atomic
 
 STATE_FILE = "state.npz"
 DECISIONS_FILE = "decisions.jsonl"
@@ -63,7 +64,6 @@ RUN_FILES = rf"({re.escape(STATE_FILE)}|{re.escape(DECISIONS_FILE)}|{OUTPUTS_DIR
 def sort_files(root: Path, ours: str) -> tuple[list[Path], list[Path]]:
     """(ours, others): the files under ``root`` whose path relative to it matches the regular
     expression ``ours``, or that are temporaries of an atomic write; and every other file."""
-    from solver.io import is_temporary
     mine, others = [], []
     for p in sorted(root.rglob("*")) if root.is_dir() else []:
         if p.is_file() or p.is_symlink():
@@ -570,7 +570,6 @@ class HybridSimulation:
         self.outputs[i] = (np.asarray(w, dtype=np.float64), None if std is None else np.asarray(std), source)
         if self.out is not None:
             t0 = time.perf_counter()
-            from flexcouple.data.well import atomic_path
             path = self.out / OUTPUTS_DIR / f"{i:06d}.npz"
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 arrays = {"field": self.outputs[i][0], "source": np.array(source)}
@@ -594,7 +593,6 @@ class HybridSimulation:
     def _checkpoint_state(self, solver_global) -> None:
         if self.rank != 0 or self.out is None:
             return
-        from flexcouple.data.well import atomic_path
         st = self.state
         if self.harvest is not None:
             self.harvest.flush()
@@ -671,7 +669,7 @@ class HybridSimulation:
         if self.rank == 0:
             lines = (self.out / DECISIONS_FILE).read_text().splitlines() if (self.out / DECISIONS_FILE).exists() else []
             lines = lines[:st.decisions]
-            (self.out / DECISIONS_FILE).write_text("".join(line + "\n" for line in lines))
+            write_text_atomic(self.out / DECISIONS_FILE, "".join(line + "\n" for line in lines))
             self.decisions = [json.loads(line) for line in lines]
             for i in range(st.tick // self.output_every + 1):
                 path = self.out / OUTPUTS_DIR / f"{i:06d}.npz"

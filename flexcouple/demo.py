@@ -19,6 +19,8 @@ import json
 import time
 from pathlib import Path
 
+from solver.io import write_text_atomic
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the demo's files (default out/demo)")
@@ -76,7 +78,7 @@ def run(args) -> int:
     if table.exists():  # the per-category tables; the file also breaks them down by split and Re
         print("\n" + table.read_text().split("\n## By split")[0])
         print(f"(per split and per Reynolds number: {table})")
-    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    write_text_atomic(out / "timings.json", json.dumps(timings, indent=2))
     print("stage timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     print(f"files: {out}/ (kolmogorov_re1000.png, data/, flex_tiny_superres/, eval/)")
     return 0

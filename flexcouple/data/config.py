@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from solver.physics import FlowSpec
+from solver.io import write_text_atomic
 
 SPLITS = ("train", "valid", "test")
 BACKENDS = ("numpy", "scipy", "pyfftw", "cupy")
@@ -487,7 +488,7 @@ def _toml_value(v) -> str:
 
 
 def save_config(cfg: DataConfig, path: str | Path) -> None:
-    Path(path).write_text(to_toml(cfg))
+    write_text_atomic(path, to_toml(cfg))
 
 
 def _version() -> str:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from solver.paths import check_readable, check_writable
+from solver.io import write_text_atomic
 
 from flexcouple.evaluation import report as R
 from flexcouple.evaluation import sources as S
@@ -672,7 +673,7 @@ def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labe
     if len(preds) > 1 or compare:
         table = R.comparison_table(reports, task)
         R.write_json(out / "comparison.json", table)
-        (out / "comparison.md").write_text(R.comparison_markdown(table, f"{Path(str(data)).name}: "
+        write_text_atomic(out / "comparison.md", R.comparison_markdown(table, f"{Path(str(data)).name}: "
                                                                        f"{', '.join(names)}"))
     return metrics
 
