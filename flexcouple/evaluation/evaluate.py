@@ -152,10 +152,11 @@ class World:
                 dist.init_process_group("gloo")
                 self._owns_group = True
             self.rank, self.size, self._dist = dist.get_rank(), dist.get_world_size(), dist
-        elif int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1:  # mpiexec
-            from mpi4py import MPI
-            self._comm = MPI.COMM_WORLD
-            self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
+        else:  # mpiexec (MPICH, Open MPI or a PMIx launcher): the solver's one launcher detection
+            from solver.mpi import world_comm
+            self._comm = world_comm()
+            if self._comm is not None:
+                self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
 
     def __enter__(self):
         return self
