@@ -37,8 +37,8 @@ import torch
 from solver.paths import check_readable, check_writable
 from solver.io import write_text_atomic
 
-from flexcouple.evaluation import report as R
-from flexcouple.evaluation import sources as S
+from flexcouple.evaluation import report
+from flexcouple.evaluation import sources
 from flexcouple.evaluation.metrics import as_numpy, resolved_band, velocity_from_vorticity
 from flexcouple.evaluation.rollout import rollout, sample_fields
 
@@ -218,7 +218,7 @@ def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, 
     """The data helper's torch data set for a split: full fields (no crop). Super-resolution with the
     checkpoint's factor, coarsening and upsampling (None: the data set's defaults). For forecasting the
     window holds past + horizon - 1 conditioning snapshots and one target, all consecutive."""
-    from flexcouple.data import datasets as D
+    from flexcouple.data import datasets
     if task == "superres":
         kwargs = {"crop": None}
         if factor is not None:
@@ -229,8 +229,8 @@ def open_dataset(root, split: str, task: str, *, past: int, factor: int | None, 
             kwargs["upsample"] = upsample
         if periodic_bicubic is not None:
             kwargs["periodic_bicubic"] = periodic_bicubic
-        return D.SuperResDataset(root, split, coarse_source=coarse_source, **kwargs)
-    return D.ForecastDataset(root, split, past=past, lead=1)
+        return datasets.SuperResDataset(root, split, coarse_source=coarse_source, **kwargs)
+    return datasets.ForecastDataset(root, split, past=past, lead=1)
 
 
 def _pick(n_items: int, max_samples: int | None) -> list[int]:
@@ -329,7 +329,7 @@ class _NormalisedForecaster:
         return self.pred.model.sample(condition, reynolds, **kw)
 
 
-def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: S.TrainingRange, opts: Options,
+def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: sources.TrainingRange, opts: Options,
                    world: World, pipeline: dict | None = None, obs_norms: dict | None = None) -> tuple[list, dict]:
     """Records of this process's share of a split, and one example (first sample) for the figures."""
     records, example = [], {}
@@ -365,10 +365,10 @@ def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: S.T
                 members = _sample_superres(pred, cond, coarse, reynolds, norm, opts, generator, pipeline).numpy()
                 for j, i in enumerate(idx):
                     re_ = float(reynolds[j])
-                    case = S.case_of(plan.cases, re_)
+                    case = sources.case_of(plan.cases, re_)
                     cat = "unseen_observable" if obs != "vorticity" else train.category(
                         re_, case.boundary if case else None, case.forcing_wavenumber if case else None)
-                    records.append(R.sample_record(members[j], fine[j, 0].numpy(), index=i, split=plan.name,
+                    records.append(report.sample_record(members[j], fine[j, 0].numpy(), index=i, split=plan.name,
                                                    category=cat, reynolds=re_, observable=obs,
                                                    periodic=plan.periodic))
                     if i == plan.indices[0] and obs in ("vorticity", "velocity_u"):
@@ -386,9 +386,9 @@ def evaluate_split(pred: Predictor, plan: SplitPlan, data_norm: dict, train: S.T
             members = _denorm(roll.members.cpu(), model_norm).numpy()  # (B, T, K, H, W)
             for j, i in enumerate(idx):
                 re_ = float(reynolds[j])
-                case = S.case_of(plan.cases, re_)
+                case = sources.case_of(plan.cases, re_)
                 cat = train.category(re_, case.boundary if case else None, case.forcing_wavenumber if case else None)
-                records.append(R.sample_record(members[j], truth[j], index=i, split=plan.name, category=cat,
+                records.append(report.sample_record(members[j], truth[j], index=i, split=plan.name, category=cat,
                                                reynolds=re_, periodic=plan.periodic, times=plan.times))
                 if i == plan.indices[0]:
                     example = {"truth": truth[j, -1], "condition": _denorm(window[j, past - 1], data_norm).numpy(),
@@ -405,20 +405,20 @@ def plan_splits(root, task: str, splits: list[str] | None, opts: Options, *, fac
     """Open every split to evaluate; the training range; the conditioning pipeline; velocity stats."""
     open_fn = open_fn or open_dataset
     root = check_readable(root, "data directory", directory=True, hint="; make one with 'flexcouple generate'")
-    available = S.split_names(root)
+    available = sources.split_names(root)
     if "train" not in available:
         raise ValueError(f"{root} has no train split (data/train/*.hdf5): the out-of-distribution categories "
                          f"are defined against it")
-    train = S.TrainingRange.from_cases(S.read_cases(root, "train"))
+    train = sources.TrainingRange.from_cases(sources.read_cases(root, "train"))
     # "velocity" names the derived unseen-observable split, not a directory
-    names = [s for s in (splits or S.default_splits(root)) if s != "velocity"] or ["test"]
+    names = [s for s in (splits or sources.default_splits(root)) if s != "velocity"] or ["test"]
     unknown = [s for s in names if s not in available]
     if unknown:
         raise ValueError(f"{root}: no split {', '.join(unknown)}; available: {', '.join(available)}")
     window = past + opts.horizon - 1 if task == "forecast" else past
     plans, data_norm, pipeline, skipped = [], None, {}, {}
     for name in names:
-        cases = S.read_cases(root, name)
+        cases = sources.read_cases(root, name)
         n_t = min(len(c.times) for c in cases)
         if task == "forecast" and past + opts.horizon > n_t:
             raise ValueError(f"split {name}: no window of {past} past snapshots + a {opts.horizon}-step horizon "
@@ -629,7 +629,7 @@ def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labe
             # finished (model, split) shards are kept under out/.shards: a rerun resumes after them
             shard = out / ".shards" / p.label / f"{plan.name}.json"
             key = _shard_key(p, plan, opts, planned)
-            done = world.bcast(R.load_shard(shard, key) if world.rank == 0 else None)
+            done = world.bcast(report.load_shard(shard, key) if world.rank == 0 else None)
             if done is not None:
                 if world.rank == 0:
                     records += done[0]
@@ -641,16 +641,16 @@ def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labe
             gathered = world.gather((recs, example))
             if world.rank != 0:
                 continue
-            recs = R.concat(g[0] for g in gathered)
+            recs = report.concat(g[0] for g in gathered)
             example = next((g[1] for g in gathered if g[1]), {})
-            R.save_shard(shard, key, recs, example)
+            report.save_shard(shard, key, recs, example)
             records += recs
             if example:
                 ex[plan.name] = example
         if world.rank != 0:
             continue
         records = sorted(records, key=lambda r: (r["split"], r["index"], r["observable"]))
-        reports[p.label] = R.group_report(records)
+        reports[p.label] = report.group_report(records)
         examples[p.label], all_records[p.label] = ex, records
     if world.rank != 0:
         return None
@@ -670,11 +670,11 @@ def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labe
     }
     figures = write_figures(out, preds, reports, examples, all_records, task, opts)
     metrics["figures"] = [str(f.relative_to(out)) for f in figures]
-    R.write_json(out / "metrics.json", metrics)
+    report.write_json(out / "metrics.json", metrics)
     if len(preds) > 1 or compare:
-        table = R.comparison_table(reports, task)
-        R.write_json(out / "comparison.json", table)
-        write_text_atomic(out / "comparison.md", R.comparison_markdown(table, f"{Path(str(data)).name}: "
+        table = report.comparison_table(reports, task)
+        report.write_json(out / "comparison.json", table)
+        write_text_atomic(out / "comparison.md", report.comparison_markdown(table, f"{Path(str(data)).name}: "
                                                                        f"{', '.join(names)}"))
     return metrics
 
@@ -729,7 +729,7 @@ def write_figures(out: Path, preds, reports, examples, all_records, task, opts) 
     "all" (field panels, calibration and lead curves for every split too) or "none"."""
     if opts.figures == "none":
         return []
-    from flexcouple.evaluation import plots as P
+    from flexcouple.evaluation import plots
     files, fig_dir, last = [], out / "figures", _last(task)
     splits = list(reports[preds[0].label]["by_split"])
     main_split = "test" if "test" in splits else splits[0]
@@ -742,7 +742,7 @@ def write_figures(out: Path, preds, reports, examples, all_records, task, opts) 
             if e is not None:
                 title = f"{p.label} - {split} - Re {e['reynolds']:g}" + (f" - lead {e['lead']}" if "lead" in e else "")
                 cond = e.get("coarse") if e.get("coarse") is not None else e.get("condition")
-                files.append(P.plot_fields(d / f"fields_{split}.png", e["truth"], e["mean"], condition=cond,
+                files.append(plots.plot_fields(d / f"fields_{split}.png", e["truth"], e["mean"], condition=cond,
                                            std=e.get("std"), title=title,
                                            label="vorticity" if split != "velocity" else "u"))
         panels = {}
@@ -750,7 +750,7 @@ def write_figures(out: Path, preds, reports, examples, all_records, task, opts) 
             sp = entry["spectra"]
             panels[split] = {"truth": (sp["k"], last(sp["true"])), "ensemble mean": (sp["k"], last(sp["mean"])),
                              "one member": (sp["k"], last(sp["member"]))}
-        files.append(P.plot_spectra_panels(d / "spectra.png", panels, ylabel=ylabels,
+        files.append(plots.plot_spectra_panels(d / "spectra.png", panels, ylabel=ylabels,
                                            k_max=rep["by_split"][main_split]["spectra"]["k_max"],
                                            title=p.label + (f" (lead {opts.horizon})" if task == "forecast" else "")))
         for split in (detail if opts.figures == "all" else [main_split]):
@@ -760,11 +760,11 @@ def write_figures(out: Path, preds, reports, examples, all_records, task, opts) 
                 k = opts.ensemble
                 spread = np.concatenate([last(r["calibration"]["spread"]) for r in recs]) * math.sqrt((k + 1) / k)
                 error = np.concatenate([last(r["calibration"]["error"]) for r in recs])
-                files.append(P.plot_calibration(d / f"calibration_{split}.png", spread, error,
+                files.append(plots.plot_calibration(d / f"calibration_{split}.png", spread, error,
                                                 last(entry["rank_histogram"]),
                                                 title=f"{p.label} - {split} (spread x sqrt((K+1)/K))"))
             if task == "forecast":
-                files.append(P.plot_against_lead(d / f"lead_{split}.png", entry["times"],
+                files.append(plots.plot_against_lead(d / f"lead_{split}.png", entry["times"],
                                                  {p.label: _lead_curves(entry)}, title=f"{p.label} - {split}"))
     if len(preds) > 1:
         panels = {}
@@ -774,12 +774,12 @@ def write_figures(out: Path, preds, reports, examples, all_records, task, opts) 
             for p in preds:
                 sp = reports[p.label]["by_split"][split]["spectra"]
                 panels[split][p.label] = (sp["k"], last(sp["member"]))
-        files.append(P.plot_spectra_panels(fig_dir / "compare_spectra.png", panels, ylabel=ylabels,
+        files.append(plots.plot_spectra_panels(fig_dir / "compare_spectra.png", panels, ylabel=ylabels,
                                            k_max=panels and reports[preds[0].label]["by_split"][main_split]["spectra"]["k_max"],
                                            title="one ensemble member per model"))
         if task == "forecast":
             for split in (splits if opts.figures == "all" else [main_split]):
-                files.append(P.plot_against_lead(fig_dir / f"compare_lead_{split}.png",
+                files.append(plots.plot_against_lead(fig_dir / f"compare_lead_{split}.png",
                                                  reports[preds[0].label]["by_split"][split]["times"],
                                                  {p.label: _lead_curves(reports[p.label]["by_split"][split])
                                                   for p in preds}, title=split))
@@ -788,7 +788,7 @@ def write_figures(out: Path, preds, reports, examples, all_records, task, opts) 
             for split, entry in reports[p.label]["by_split"].items():
                 for re_, sub in entry["by_reynolds"].items():
                     table.setdefault(p.label, {})[f"{split} {re_}"] = float(last(sub["rfne"]))
-        files.append(P.plot_metric_bars(fig_dir / "compare_rfne_by_reynolds.png", table, "rfne",
+        files.append(plots.plot_metric_bars(fig_dir / "compare_rfne_by_reynolds.png", table, "rfne",
                                         title="RFNE by split and Reynolds number"
                                               + (" (last lead)" if task == "forecast" else "")))
     return files

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from flexcouple.evaluation import metrics as M
+from flexcouple.evaluation import metrics
 from solver.io import write_text_atomic
 
 FIELD_METRICS = ("rfne", "mse", "psnr", "ssim", "max_error", "correlation")
@@ -31,14 +31,14 @@ def sample_record(members: np.ndarray, truth: np.ndarray, *, index: int, split: 
                   times: np.ndarray | None = None) -> dict:
     """Statistics of one sample. Super-resolution: members (K, H, W), truth (H, W). Forecast:
     members (T, K, H, W), truth (T, H, W) and ``times`` the T lead times."""
-    members, truth = M.as_numpy(members), M.as_numpy(truth)
+    members, truth = metrics.as_numpy(members), metrics.as_numpy(truth)
     forecast = truth.ndim == 3
     if not forecast:
         members, truth = members[None], truth[None]
     t, k = members.shape[:2]
     mean = members.mean(axis=1)
-    field = M.field_metrics(mean, truth, periodic=periodic)
-    spectrum = M.energy_spectrum if observable == "vorticity" else M.scalar_spectrum
+    field = metrics.field_metrics(mean, truth, periodic=periodic)
+    spectrum = metrics.energy_spectrum if observable == "vorticity" else metrics.scalar_spectrum
     kk, e_true = spectrum(truth)
     _, e_mean = spectrum(mean)
     _, e_member = spectrum(members[:, 0])
@@ -46,16 +46,16 @@ def sample_record(members: np.ndarray, truth: np.ndarray, *, index: int, split: 
         "index": int(index), "split": split, "category": category, "reynolds": float(reynolds),
         "observable": observable, "members": int(k), "shape": list(truth.shape[-2:]),
         "field": {m: field[m] for m in FIELD_METRICS},
-        "member_rfne": M.rfne(members, np.broadcast_to(truth[:, None], members.shape)).mean(axis=1),
+        "member_rfne": metrics.rfne(members, np.broadcast_to(truth[:, None], members.shape)).mean(axis=1),
         "spectra": {"k": kk, "true": e_true, "mean": e_mean, "member": e_member},
     }
     n_points = truth[0].size
     ens = {"n": np.full(t, n_points, dtype=np.int64),
-           "sum_crps": np.array([M.crps(members[i].reshape(k, -1), truth[i].ravel()).sum() for i in range(t)])}
+           "sum_crps": np.array([metrics.crps(members[i].reshape(k, -1), truth[i].ravel()).sum() for i in range(t)])}
     if k >= 2:
         # deviations from member 0 (same variance): identical members give exactly 0, not rounding noise
         var = (members - members[:, :1]).var(axis=1, ddof=1)
-        ens["sum_crps_fair"] = np.array([M.crps(members[i].reshape(k, -1), truth[i].ravel(), fair=True).sum()
+        ens["sum_crps_fair"] = np.array([metrics.crps(members[i].reshape(k, -1), truth[i].ravel(), fair=True).sum()
                                          for i in range(t)])
         ens["sum_var"] = var.reshape(t, -1).sum(axis=1)
         ens["sum_sqerr"] = ((mean - truth) ** 2).reshape(t, -1).sum(axis=1)
@@ -63,14 +63,14 @@ def sample_record(members: np.ndarray, truth: np.ndarray, *, index: int, split: 
             lo, hi = _interval(members, p)
             ens[f"n_cov{int(p * 100)}"] = ((truth >= lo) & (truth <= hi)).reshape(t, -1).sum(axis=1)
         rng = np.random.default_rng(index)  # tie-breaking reproducible per sample
-        ens["ranks"] = np.stack([M.rank_histogram(members[i], truth[i], rng) for i in range(t)])
+        ens["ranks"] = np.stack([metrics.rank_histogram(members[i], truth[i], rng) for i in range(t)])
         pick = rng.choice(n_points, size=min(CALIBRATION_POINTS, n_points), replace=False)
         rec["calibration"] = {"spread": np.sqrt(var.reshape(t, -1)[:, pick]),
                               "error": np.abs(mean - truth).reshape(t, -1)[:, pick]}
     rec["ensemble"] = ens
     if forecast:
         rec["times"] = np.asarray(times, dtype=np.float64)
-        rec["decorrelation_time"] = M.decorrelation_time(field["correlation"], rec["times"])
+        rec["decorrelation_time"] = metrics.decorrelation_time(field["correlation"], rec["times"])
     else:
         rec = _squeeze_lead(rec)
     return rec
@@ -108,10 +108,10 @@ def reduce_records(records: list[dict]) -> dict:
             out["rfne_sem"] = vals.std(axis=0, ddof=1) / math.sqrt(n)
     out["member_rfne"] = _mean(np.stack([np.asarray(r["member_rfne"]) for r in records]))
     k_shells = records[0]["spectra"]["k"]
-    k_max = M.resolved_band(tuple(records[0]["shape"]))[1]
+    k_max = metrics.resolved_band(tuple(records[0]["shape"]))[1]
     spectra = {name: _mean(np.stack([r["spectra"][name] for r in records])) for name in ("true", "mean", "member")}
     for name in ("mean", "member"):
-        dist = M.log_spectrum_distance(k_shells, spectra[name], spectra["true"], k_max)
+        dist = metrics.log_spectrum_distance(k_shells, spectra[name], spectra["true"], k_max)
         out[f"spectrum_band_{name}"] = dist["band"]
         out[f"spectrum_top_octave_{name}"] = dist["top_octave"]
     out["spectra"] = {"k": k_shells, **spectra, "k_max": k_max}
@@ -128,15 +128,15 @@ def reduce_records(records: list[dict]) -> dict:
             out["spread_skill_ratio"] = math.sqrt((k + 1) / k) * spread / skill
         for p in (50, 90):
             out[f"coverage_{p}"] = ens[f"n_cov{p}"] / points
-            out[f"expected_coverage_{p}"] = M.expected_coverage(k, p / 100)
+            out[f"expected_coverage_{p}"] = metrics.expected_coverage(k, p / 100)
         ranks = ens["ranks"]
         out["rank_histogram"] = ranks
-        out["rank_flatness"] = (np.array([M.rank_histogram_flatness(r) for r in ranks]) if ranks.ndim == 2
-                                else M.rank_histogram_flatness(ranks))
+        out["rank_flatness"] = (np.array([metrics.rank_histogram_flatness(r) for r in ranks]) if ranks.ndim == 2
+                                else metrics.rank_histogram_flatness(ranks))
     if "times" in records[0]:
         out["times"] = records[0]["times"]
         d = np.array([r["decorrelation_time"] for r in records])
-        out["decorrelation_time_of_mean_correlation"] = M.decorrelation_time(out["correlation"], out["times"])
+        out["decorrelation_time_of_mean_correlation"] = metrics.decorrelation_time(out["correlation"], out["times"])
         finite = d[np.isfinite(d)]
         out["decorrelation_time_median"] = float(np.median(d))
         out["decorrelation_time_mean_uncensored"] = float(finite.mean()) if finite.size else None
