@@ -175,9 +175,9 @@ class Adversary:
 
     def superres(self, coarse, reynolds, **kw):
         from coupling.surrogates import Prediction
-        from flexcouple.data.coarsen import upsample
+        from solver.resample import spectral_upsample
         if self.how == "interpolation":
-            return Prediction(np.asarray(upsample(np.asarray(coarse, dtype=np.float64), self.factor, "spectral")))
+            return Prediction(np.asarray(spectral_upsample(np.asarray(coarse, dtype=np.float64), self.factor)))
         field_ = np.asarray(self.inner.superres(coarse, reynolds, **kw).mean, dtype=np.float64)
         if self.how == "shift":
             return Prediction(np.roll(field_, field_.shape[0] // 4, axis=0))

@@ -200,7 +200,7 @@ class SuperresConsistency(DriftCheck):
         return ctx.coarse is not None
 
     def value(self, ctx):
-        from flexcouple.data.coarsen import coarsen
+        from solver.resample import coarsen
         restricted = coarsen(ctx.candidate, ctx.candidate.shape[-1] // ctx.coarse.shape[-1], "spectral")
         return float(np.linalg.norm(restricted - ctx.coarse) / max(np.linalg.norm(ctx.coarse), 1e-300))
 
@@ -305,7 +305,7 @@ class FieldDiagnostics:
     def coarse_forecast(self, w0: np.ndarray, w1: np.ndarray, dt: float):
         """(S(R w0), R w0, R w1): the coarse solver's forecast of the restricted field, its start, and
         the restricted candidate (R: spectral truncation onto n / 4, at least 32^2)."""
-        from flexcouple.data.coarsen import coarsen
+        from solver.resample import coarsen
         from solver import NavierStokes2D
         factor = forecast_factor(self.n)
         if self._forecast_sim is None:

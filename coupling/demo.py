@@ -108,7 +108,7 @@ def run_hybrid_demo(args) -> int:
     from coupling.hybrid import HybridSimulation
     from coupling.report import accuracy, format_table, write_trajectory
     from coupling.surrogates import SUPERRES_X2_MODEL, FlexSurrogate, default_checkpoint, model_calibration, shipped_model
-    from flexcouple.data.coarsen import spectral_resample
+    from solver.resample import spectral_resample
     from solver.io import write_text_atomic
 
     t_end = args.t_end if args.t_end is not None else (1.5 if args.quick else 8.0)

@@ -35,6 +35,7 @@ from coupling.calls import call_surrogate, finish_running_calls
 from coupling.checks import CheckContext, CheckSuite, FieldDiagnostics, RunningSpectrum
 from coupling.config import HybridConfig
 from solver.io import atomic_path, is_temporary, write_text_atomic
+from solver.resample import coarsen, spectral_upsample
 
 STATE_FILE = "state.npz"
 DECISIONS_FILE = "decisions.jsonl"
@@ -338,7 +339,6 @@ class HybridSimulation:
         if resumed is None:
             w_solver = omega0
             if cfg.mode == "superres":
-                from flexcouple.data.coarsen import coarsen
                 w_solver = coarsen(omega0, cfg.factor, "spectral")
             w_local = local_part(w_solver, self.sim)
             self._record_output(0, omega0, None, "solver")
@@ -377,7 +377,6 @@ class HybridSimulation:
 
     # ---- superres --------------------------------------------------------------------------------
     def _superres_tick(self, j: int, w_local):
-        from flexcouple.data.coarsen import coarsen, upsample
         cfg, st = self.cfg, self.state
         t1 = j * self.dt_tick
         coarse_before = self._gather(w_local, self.sim) if self.harvesting else None
@@ -408,7 +407,7 @@ class HybridSimulation:
                 self._log(decision)
             return w_local, (fine, std, "surrogate")
         if self.rank == 0:
-            fine = np.asarray(upsample(coarse, cfg.factor, "spectral"))
+            fine = np.asarray(spectral_upsample(coarse, cfg.factor))
             if decision.get("called") and self.harvest is not None and coarse_before is not None:
                 self._harvest_superres(coarse_before, t1, decision)
         else:
@@ -418,12 +417,11 @@ class HybridSimulation:
 
     def _harvest_superres(self, coarse_before, t1, decision):
         """The fine solver's answer at t1, from the interpolated coarse state one interval earlier."""
-        from flexcouple.data.coarsen import upsample
         from solver import NavierStokes2D
         if not hasattr(self, "_serial_fine"):
             self._serial_fine = NavierStokes2D(self.cfg.n, **self.cfg.solver_kwargs())
         start = time.perf_counter()
-        fine0 = np.asarray(upsample(coarse_before, self.cfg.factor, "spectral"))
+        fine0 = np.asarray(spectral_upsample(coarse_before, self.cfg.factor))
         answer = np.asarray(self._serial_fine.advance(fine0, self.dt_tick))
         self.state.timers.solver += time.perf_counter() - start
         self.harvest.add(answer[None], reason=decision["reason"], call=decision["call"], time=t1,

@@ -40,11 +40,11 @@ from typing import Any
 
 from solver.physics import FlowSpec
 from solver.io import write_text_atomic
+from solver.resample import COARSEN_METHODS
 
 SPLITS = ("train", "valid", "test")
 BACKENDS = ("numpy", "scipy", "pyfftw", "cupy")
 FLOAT_DTYPES = ("float32", "float64")
-COARSEN_METHODS = ("spectral", "stride")
 MAX_TRAJECTORIES = 1000  # per case and split: keeps the seed blocks of the splits disjoint
 
 # Physics presets: what each named flow means in solver terms. A config may override any of these.
