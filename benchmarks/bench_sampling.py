@@ -1,6 +1,6 @@
 """Benchmark: FLEX's number of sampling steps (accuracy and cost), and the calibration of its ensembles.
 
-Claims measured (issue #12, items 3 and 5), on the shipped default model (``--checkpoint``; FLEX tiny,
+Claims measured, on the shipped default model (``--checkpoint``; FLEX tiny,
 x4 super-resolution 64^2 -> 256^2 and forecasts 0.5 time units ahead, trained on preset hybrid256):
 
 1. "Two steps suffice" (the paper). For every number of DDIM steps in ``--steps`` (1 2 4 8 32): one
