@@ -16,6 +16,7 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/superres256x2}
 A=${A:-runs/c16-a}
 B=${B:-runs/c16-spec}
+C=${C:-runs/c16-c}
 EVAL=${EVAL:-runs/eval-c16}
 SHIPPED=flexcouple/shipped/flex-c16-superres256x2
 
@@ -30,6 +31,7 @@ STAGE_A=(train --data "$DATA" --task superres --model flex --size c16 --crop 64 
          --checkpoint-every 250 --val-every 1000 --out "$A")
 if [ ! -f "$A/DONE" ]; then
   if [ -f "$A/training_state.json" ]; then "$FC" "${STAGE_A[@]}" --resume; else "$FC" "${STAGE_A[@]}"; fi
+  touch "$A/DONE"
 fi
 
 # 3. stage B: whole 256^2 fields with the spectral loss (small scales' band energies), from stage A
@@ -38,11 +40,24 @@ STAGE_B=(train --data "$DATA" --task superres --model flex --size c16 --crop 256
          --spectral-loss 0.2 --checkpoint-every 100 --val-every 250 --init "$A" --out "$B")
 if [ ! -f "$B/DONE" ]; then
   if [ -f "$B/training_state.json" ]; then "$FC" "${STAGE_B[@]}" --resume; else "$FC" "${STAGE_B[@]}"; fi
+  touch "$B/DONE"
+fi
+
+# 3b. stage C: the spectral term on the 2-step sample itself (what a run receives), 16 bands per octave
+#     so the top octave's shells are nearly apart (stage B's half-octave bands let a deficit at
+#     k 54-63 and a 1.5-3x excess at 75-90 cancel), from stage B
+STAGE_C=(train --data "$DATA" --task superres --model flex --size c16 --crop 256 --factor 2 --upsample spectral
+         --coarse-source both --batch-size 2 --steps 1500 --warmup 50 --lr 3e-5 --ema-decay 0.995
+         --spectral-loss 0.3 --spectral-bands 16 --spectral-steps 2 --checkpoint-every 100 --val-every 250
+         --init "$B" --out "$C")
+if [ ! -f "$C/DONE" ]; then
+  if [ -f "$C/training_state.json" ]; then "$FC" "${STAGE_C[@]}" --resume; else "$FC" "${STAGE_C[@]}"; fi
+  touch "$C/DONE"
 fi
 
 # 4. seal: the EMA weights and config only (no training state)
 "$PY" -c "import sys; from flexcouple.checkpoint import export_weights; print('sealed', export_weights(*sys.argv[1:]))" \
-    "$B" "$SHIPPED"
+    "$C" "$SHIPPED"
 
 # 5. the checks' calibration on held-out runs (Re 500/700/1400, seeds never used for data), for the
 #    regime of benchmarks/presets/superres256x2.toml
