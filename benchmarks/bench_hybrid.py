@@ -108,6 +108,8 @@ def parse(argv=None):
                    "runs (their checks' thresholds where no solver history exists; default: the checks' defaults)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the fields for the "
                    "speedups' 95%% intervals (default 2000)")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="FLEX's arithmetic (bfloat16: autocast; fast on CPUs with AMX or AVX512-BF16)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -140,7 +142,7 @@ def parse(argv=None):
 def base_config(args) -> HybridConfig:
     return HybridConfig(name="bench", n=args.n, factor=args.factor, reynolds=1000.0, t_end=args.t_end, output_interval=0.5,
                         spinup=0.0, backend="pyfftw", checkpoint=args.checkpoint or "", warmup=2, ensemble=1,
-                        torch_threads=args.torch_threads)
+                        torch_threads=args.torch_threads, precision=args.precision)
 
 
 def run(cfg: HybridConfig, omega0, surrogate=None):
@@ -177,6 +179,8 @@ def protocol_key(args, checkpoint: str) -> str:
         what.append(args.factor)
     if args.calibration:  # likewise keyed only when set, by the file's content
         what.append(hashlib.sha256(Path(args.calibration).read_bytes()).hexdigest())
+    if args.precision != "float32":
+        what.append(args.precision)
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
 
 
@@ -242,7 +246,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     info = provenance()
     base = base_config(args)
-    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=2)
+    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=2, precision=args.precision)
     times = np.asarray(base.output_times())
     methods = [f"pure_{g}" for g in args.grids] + list(args.modes)
     if args.unguarded:
@@ -292,6 +296,7 @@ def main(argv=None) -> int:
                      "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
                      "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
                      "modes": list(args.modes), "calibration": args.calibration or None,
+                     "precision": args.precision,
                      "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},
         "speedup": rows[best]["speedup_both"], "speedup_95": intervals.get(best, {}).get("speedup_both"),
         "best_hybrid": best, "bootstrap_resamples": args.bootstrap,

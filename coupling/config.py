@@ -38,6 +38,7 @@ from solver.physics import FlowSpec
 MODES = ("superres", "leapfrog", "pure")
 SURROGATES = ("flex", "spectral", "bicubic", "oracle", "persistence")
 STRATEGIES = ("gather", "ensemble")
+PRECISIONS = ("float32", "bfloat16")
 CHECK_NAMES = ("finite", "max_vorticity", "energy_budget", "enstrophy_budget", "tendency", "coarse_forecast",
                "spectrum_resolved",
                "spectrum_tail", "superres_consistency", "ensemble_spread", "solid_velocity")
@@ -54,7 +55,7 @@ SECTIONS = {
     "penalization": "solver",
     "surrogate": "surrogate", "checkpoint": "surrogate", "device": "surrogate", "sample_steps": "surrogate",
     "ensemble": "surrogate", "seed": "surrogate", "strategy": "surrogate", "timeout": "surrogate",
-    "torch_threads": "surrogate", "lead_time": "surrogate", "allow_unverified": "surrogate",
+    "torch_threads": "surrogate", "lead_time": "surrogate", "allow_unverified": "surrogate", "precision": "surrogate",
     "reanchor_every": "superres", "reanchor_time": "superres",
     "stretch": "leapfrog", "jumps": "leapfrog", "relax": "leapfrog",
     "warmup": "checks", "k_mad": "checks", "window": "checks", "max_rejections": "checks",
@@ -70,7 +71,8 @@ FLOW_FIELDS = ("reynolds", "forcing", "forcing_wavenumber", "drag", "boundary", 
                "cfl", "max_dt", "dealias", "penalization")
 # flow keys that enter the config hash only when set: runs written before the hybrid config had them
 # keep their identity, so they still resume
-HASHED_WHEN_SET = ("pressure_gradient", "inflow_velocity", "max_dt", "dealias", "penalization", "calibration")
+HASHED_WHEN_SET = ("pressure_gradient", "inflow_velocity", "max_dt", "dealias", "penalization", "calibration",
+                   "precision")
 
 
 @dataclass
@@ -118,6 +120,7 @@ class HybridConfig:
     torch_threads: int = 0                 # per rank; 0: cores / ranks
     lead_time: float = 0.0                 # forecast stand-ins only (FLEX: from its checkpoint)
     allow_unverified: bool = False         # load a checkpoint whose config.json records no hash of itself
+    precision: str = "float32"             # float32 | bfloat16 (autocast; fast on CPUs with AMX / AVX512-BF16)
     # superres mode
     reanchor_every: int = 0                # every N outputs a fine burst re-anchors the coarse run; 0: never
     reanchor_time: float = 0.0             # length of that burst (<= output_interval)
@@ -188,6 +191,8 @@ class HybridConfig:
             err(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if not _is_num(self.timeout) or not self.timeout > 0:
             err(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if self.precision not in PRECISIONS:
+            err(f"surrogate precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.allow_unverified, bool):
             err(f"surrogate allow_unverified must be true or false, got {self.allow_unverified!r}")
         if not _is_int(self.torch_threads) or self.torch_threads < 0:

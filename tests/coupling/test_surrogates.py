@@ -81,3 +81,26 @@ def test_stand_ins():
         InterpolationSurrogate(2).superres(coarse.astype(complex), 100.0)
     with pytest.raises(ValueError, match="square"):
         InterpolationSurrogate(2).superres(coarse[:, :8], 100.0)
+
+
+def test_bfloat16_precision_stays_close_to_float32_and_a_bad_precision_is_refused(checkpoint):
+    import torch
+    full = FlexSurrogate.from_checkpoint(checkpoint)
+    half = FlexSurrogate.from_checkpoint(checkpoint, precision="bfloat16")
+    with torch.no_grad():  # off the untrained, zero output layer: the network's residual is not trivially 0
+        g = torch.Generator().manual_seed(3)
+        for a, b in zip(full.model.parameters(), half.model.parameters()):
+            noise = 0.02 * torch.randn(a.shape, generator=g)
+            a += noise
+            b += noise
+    coarse = random_field(16, seed=4)
+    x, y = full.superres(coarse, 1000.0, call=1).mean, half.superres(coarse, 1000.0, call=1).mean
+    assert y.dtype == np.float64 and np.all(np.isfinite(y))
+    residual = x - np.asarray(InterpolationSurrogate(2).superres(coarse, 1000.0).mean)
+    assert np.abs(residual).max() > 1e-3  # the network adds something, so the comparison means something
+    assert 0 < np.sqrt(np.mean((x - y) ** 2)) < 0.05 * np.sqrt(np.mean(residual ** 2))
+    with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
+        FlexSurrogate.from_checkpoint(checkpoint, precision="float16")
+    with pytest.raises(ValueError, match="surrogate precision must be one of float32, bfloat16"):
+        HybridConfig(precision="half").validate()
+    assert HybridConfig(precision="bfloat16").config_hash() != HybridConfig().config_hash()
