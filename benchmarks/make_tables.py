@@ -241,11 +241,15 @@ def render_coupling_overhead(d: dict) -> list[str]:
 
 
 def render_harvest(d: dict) -> list[str]:
-    c = d.get("case", {})
-    out = [", ".join(f"{k} {fmt(v)}" for k, v in c.items()) + "; run A: " +
+    c = dict(d.get("case", {}))
+    if isinstance(c.get("fixed_thresholds_from"), dict):  # the calibration file whose thresholds were fixed
+        c["fixed_thresholds_from"] = c["fixed_thresholds_from"].get("file")
+    out = [", ".join(f"{k} {fmt(v)}" for k, v in c.items() if v is not None) + "; run A: " +
            ", ".join(f"{k} {fmt(v)}" for k, v in d.get("run_a", {}).items()) + "; fine-tuning: " +
            ", ".join(f"{k} {fmt(v)}" for k, v in d.get("finetune", {}).items()), ""]
     keys = ["calls", "accepted", "acceptance_rate", "rfne_final", "correlation_final", "wall_s"]
+    if any("statistics_error" in r for r in d["run_b"].values()):
+        keys.insert(5, "statistics_error")
     return out + table(["run B model", *keys], [[name, *[r.get(k) for k in keys]] for name, r in d["run_b"].items()])
 
 
@@ -357,7 +361,8 @@ def render_generic(d: dict) -> list[str]:
 
 RENDERERS = {
     "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
-    "hybrid_superres256x2": render_hybrid,
+    "hybrid_superres256x2": render_hybrid, "hybrid_superres256x2_bf16": render_hybrid,
+    "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
 }
