@@ -15,7 +15,7 @@ import pytest
 from flexcouple.cli import main
 from flexcouple.data import generate as gen
 from flexcouple.data import well
-from flexcouple.data.config import DataConfig, OODSet, load_preset, save_config
+from flexcouple.data.config import DataConfig, OODSet, load_preset, save_config, to_toml
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -483,7 +483,9 @@ def test_only_the_programs_own_temporaries_are_removed(reference, tmp_path):
 
 def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(tmp_path, capsys, full_disk):
     path = tmp_path / "small.toml"
-    save_config(small_config(ood=[], valid=0, test=0, train=1, reynolds=[100.0]), path)
+    # the config file is the test's setup, written past the full disk (save_config writes atomically,
+    # so it would fail too)
+    path.write_text(to_toml(small_config(ood=[], valid=0, test=0, train=1, reynolds=[100.0])))
     out = tmp_path / "ds"
     args = ["generate", "--config", str(path), "--out", str(out), "--no-progress"]
     assert main(args) == 1
