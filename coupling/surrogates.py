@@ -134,8 +134,8 @@ class FlexSurrogate:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         # bfloat16: the network under autocast (convolutions and matmuls in bf16, the sampler's
-        # arithmetic and the output in float32); measured 1.57x faster a 2-step c16 call at 256^2 on
-        # this machine's AMX cores, deviating by 1.9% of the residual's rms from float32
+        # arithmetic and the output in float32); a 2-step c16 call at 256^2 measured 1.57x faster on
+        # this machine's AMX cores, deviating from float32 by 1.9% of the residual's rms
         self.precision = precision
         # members per network call: on CPUs a batch of K members measured slower than K single calls
         # (benchmarks/results/coupling_overhead.json), so one at a time; on GPUs all at once
