@@ -5,7 +5,8 @@ data the model lacked; fine-tuning on them raises the acceptance rate and lowers
 case. Method (an out-of-distribution case: ``--forcing-wavenumber`` or ``--reynolds`` outside the
 training set):
 
-1. run A (initial seed 1): the hybrid with harvest on; its ``harvest/`` is the fine-tuning data;
+1. run A (initial seed 1): the hybrid with harvest on; its ``harvest/`` (the rejected calls, and with
+   ``--audit-every N`` every Nth accepted one, both with the fine solver's answers) is the fine-tuning data;
 2. ``flexcouple train --init <checkpoint> --task <mode's task> --data A/harvest`` for ``--steps`` steps;
 3. on a NEW initial field (seed 2) of the same case: the hybrid with the original model, with the
    fine-tuned model, and the pure solver. Acceptance rate, and the vorticity error (RFNE) and
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--factor", type=int, default=4, help="superres factor (the checkpoint's)")
     p.add_argument("--fixed-thresholds-from", default="", help="a calibration.json whose thresholds the runs use "
                    "as fixed [checks.thresholds] (outside its Re range: an extrapolation, recorded)")
+    p.add_argument("--audit-every", type=int, default=0, help="superres: run A also harvests every Nth accepted "
+                   "call with the fine solver's answer ([harvest] audit_every); 0: rejected calls only")
     p.add_argument("--crop", type=int, default=64, help="fine-tuning crop (superres with a spectral loss: the grid)")
     p.add_argument("--train-args", default="", help="extra `flexcouple train` arguments for the fine-tuning")
     p.add_argument("--name", default="harvest")
@@ -93,8 +96,11 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True)
     original = FlexSurrogate.from_checkpoint(ckpt)
     print("run A (seed 1): harvest the rejected calls ...", flush=True)
-    run_a = HybridSimulation(base.replace(init_seed=1, harvest=True), original, out=args.work / "A").run()
-    harvested = sum(d["called"] and not d["accepted"] for d in run_a.decisions)
+    run_a = HybridSimulation(base.replace(init_seed=1, harvest=True, harvest_audit_every=args.audit_every), original,
+                             out=args.work / "A").run()
+    rejected = sum(d["called"] and not d["accepted"] for d in run_a.decisions)
+    audited = run_a.summary["accepted"] // args.audit_every if args.audit_every else 0
+    harvested = rejected + audited
     tuned_dir = args.work / "tuned"
     t0 = time.perf_counter()
     if harvested:
@@ -143,7 +149,7 @@ def main(argv=None) -> int:
                     "reynolds": args.reynolds, "forcing_wavenumber": args.forcing_wavenumber, "t_end": args.t_end,
                     "checkpoint": str(ckpt), "fixed_thresholds_from": calibration},
            "run_a": {"calls": run_a.summary["calls"], "accepted": run_a.summary["accepted"],
-                     "harvested_examples": harvested},
+                     "harvested_examples": harvested, "audited": audited, "audit_every": args.audit_every},
            "finetune": {"steps": args.steps if harvested else 0, "wall_s": finetune_s},
            "run_b": rows, "wall_s": time.perf_counter() - start}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -60,12 +60,12 @@ SECTIONS = {
     "stretch": "leapfrog", "jumps": "leapfrog", "relax": "leapfrog",
     "warmup": "checks", "k_mad": "checks", "window": "checks", "max_rejections": "checks",
     "cooldown": "checks", "disabled_checks": "checks", "calibration": "checks", "thresholds": "checks",
-    "floors": "checks", "harvest": "harvest", "harvest_dir": "harvest",
+    "floors": "checks", "harvest": "harvest", "harvest_dir": "harvest", "harvest_audit_every": "harvest",
 }
 # TOML key inside its section when it differs from the field name
 TOML_KEYS = {"init_seed": "seed", "init_peak_wavenumber": "peak_wavenumber", "init_energy": "energy",
              "init_file": "file", "surrogate": "kind", "sample_steps": "steps", "harvest": "enabled",
-             "harvest_dir": "dir", "disabled_checks": "disabled"}
+             "harvest_dir": "dir", "harvest_audit_every": "audit_every", "disabled_checks": "disabled"}
 # the fields that make up the run's solver.FlowSpec
 FLOW_FIELDS = ("reynolds", "forcing", "forcing_wavenumber", "drag", "boundary", "pressure_gradient", "inflow_velocity",
                "cfl", "max_dt", "dealias", "penalization")
@@ -141,6 +141,7 @@ class HybridConfig:
     # harvest of rejected calls (a data set loadable by SuperResDataset / ForecastDataset)
     harvest: bool = False
     harvest_dir: str = ""                  # empty: <out>/harvest
+    harvest_audit_every: int = 0           # superres: also every Nth ACCEPTED call, with the fine solver's answer
 
     # ------------------------------------------------------------------------------------------
     def validate(self) -> "HybridConfig":
@@ -191,6 +192,11 @@ class HybridConfig:
             err(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if not _is_num(self.timeout) or not self.timeout > 0:
             err(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if not _is_int(self.harvest_audit_every) or self.harvest_audit_every < 0:
+            err(f"harvest audit_every must be an integer >= 0, got {self.harvest_audit_every!r}")
+        elif self.harvest_audit_every and not (self.harvest and self.mode == "superres"):
+            err("[harvest] audit_every harvests accepted super-resolution calls: it needs enabled = true and "
+                "mode = 'superres'")
         if self.precision not in PRECISIONS:
             err(f"surrogate precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.allow_unverified, bool):
@@ -270,7 +276,8 @@ class HybridConfig:
     def config_hash(self) -> str:
         """Identity of a run: everything that changes its trajectory (not where it writes)."""
         d = self.to_dict()
-        for key in ("harvest", "harvest_dir", "name", "torch_threads", "timeout", "allow_unverified"):
+        for key in ("harvest", "harvest_dir", "harvest_audit_every", "name", "torch_threads", "timeout",
+                    "allow_unverified"):
             d.pop(key, None)
         defaults = HybridConfig()
         for key in HASHED_WHEN_SET:

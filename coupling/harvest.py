@@ -27,7 +27,8 @@ import numpy as np
 from coupling.hybrid import listed, run_identity, sort_files
 from flexcouple.data import well
 
-REASONS = ("check_failed", "exception", "timeout", "wrong_output")
+# why a call was harvested: rejected (the first four) or audited although accepted ([harvest] audit_every)
+REASONS = ("check_failed", "exception", "timeout", "wrong_output", "audit")
 FORMAT = "flexcouple-harvest"
 # the files a harvest writes (paths relative to its folder, a regular expression)
 HARVEST_FILES = rf"({re.escape(well.METADATA_FILE)}|data/train/(superres|forecast)_p\d{{4}}\.hdf5)"

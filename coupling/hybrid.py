@@ -387,6 +387,11 @@ class HybridSimulation:
         if decision["source"] == "surrogate":
             fine, std = decision.pop("_mean", None), decision.pop("_std", None)
             st.accepted_outputs += 1
+            if (cfg.harvest_audit_every and self.harvest is not None and coarse_before is not None
+                    and st.accepted_outputs % cfg.harvest_audit_every == 0):
+                # an audit: the fine solver's answer for an accepted call, so a harvest also learns
+                # where the checks let the model through (out of distribution: every call)
+                self._harvest_superres(coarse_before, t1, dict(decision, reason="audit"))
             if self.rank == 0:
                 st.previous_trusted, st.previous_trusted_tick = fine, j
             # re-anchor: a fine burst from the accepted field, restricted onto the coarse grid

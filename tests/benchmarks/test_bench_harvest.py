@@ -31,3 +31,18 @@ def test_superres_harvest_records_acceptance_statistics_and_the_interpolation_fl
     assert floor > 0
     # a fine-tuned model exists exactly when something was harvested
     assert ("fine-tuned" in result["run_b"]) == (result["run_a"]["harvested_examples"] > 0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MODEL / "model.safetensors").exists(), reason=f"the shipped x2 model is missing at {MODEL}")
+def test_an_audit_harvests_accepted_calls_and_the_model_is_fine_tuned_on_them(tmp_path):
+    assert bench.main(["--mode", "superres", "--factor", "2", "--checkpoint", str(MODEL),
+                       "--fixed-thresholds-from", str(MODEL / "calibration.json"), "--n", "64", "--t-end", "1.5",
+                       "--spinup", "0.5", "--forcing-wavenumber", "8", "--steps", "2", "--crop", "64",
+                       "--audit-every", "1", "--work", str(tmp_path / "work"), "--out", str(tmp_path),
+                       "--name", "h"]) == 0
+    result = json.loads((tmp_path / "h.json").read_text())
+    run_a = result["run_a"]
+    assert run_a["audited"] == run_a["accepted"] and run_a["audit_every"] == 1
+    assert run_a["harvested_examples"] == run_a["calls"] == 3  # every call: audited or rejected
+    assert "fine-tuned" in result["run_b"] and result["finetune"]["steps"] == 2

@@ -158,6 +158,29 @@ def test_harvest_writes_a_superres_data_set(tmp_path):
     assert ds[0]["target"].shape == (1, 32, 32)
 
 
+def test_an_audit_harvests_every_nth_accepted_call_and_leaves_the_run_unchanged(pure, tmp_path):
+    from coupling.harvest import REASONS
+    from flexcouple.data.datasets import SuperResDataset
+    cfg = config(mode="superres", factor=2, disabled_checks=["superres_consistency"], harvest=True,
+                 harvest_audit_every=2)
+    res = HybridSimulation(cfg, SolverSurrogate(32, cfg.solver_kwargs(), factor=2), out=tmp_path).run()
+    accepted = sum(d["accepted"] for d in res.decisions)
+    assert accepted == sum(d["called"] for d in res.decisions) >= 4
+    ds = SuperResDataset(tmp_path / "harvest", "train", factor=2, upsample="spectral")
+    assert len(ds) == accepted // 2
+    import h5py
+    with h5py.File(next((tmp_path / "harvest").rglob("*.hdf5")), "r") as f:
+        assert {int(c) for c in np.asarray(f["provenance/reason_code"]).ravel()} == {REASONS.index("audit")}
+    # the audit only adds data: the trajectory is the oracle's, the pure solver's
+    assert np.abs(res.fields - pure.fields).max() <= 1e-12 * np.abs(pure.fields).max()
+    assert config(harvest_audit_every=2).config_hash() == config().config_hash()
+    for bad, match in ((dict(harvest_audit_every=-1), "audit_every must be an integer >= 0"),
+                       (dict(mode="superres", harvest_audit_every=2), "needs enabled = true"),
+                       (dict(mode="leapfrog", harvest=True, harvest_audit_every=2), "mode = 'superres'")):
+        with pytest.raises(ValueError, match=match):
+            config(**bad).validate()
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(mode="sideways"), "mode must be one of"),
     (dict(n=30, mode="superres", factor=4), "factor 4 must divide"),
