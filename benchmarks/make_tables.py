@@ -249,7 +249,7 @@ def render_harvest(d: dict) -> list[str]:
            ", ".join(f"{k} {fmt(v)}" for k, v in d.get("finetune", {}).items()), ""]
     keys = ["calls", "accepted", "acceptance_rate", "rfne_final", "correlation_final", "wall_s"]
     if any("statistics_error" in r for r in d["run_b"].values()):
-        keys.insert(5, "statistics_error")
+        keys[5:5] = ["mean_spectrum_error", "statistics_error"]
     return out + table(["run B model", *keys], [[name, *[r.get(k) for k in keys]] for name, r in d["run_b"].items()])
 
 
