@@ -80,6 +80,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from coupling import HybridConfig, HybridSimulation  # noqa: E402
 from coupling.checks import ALL_CHECKS  # noqa: E402
+from coupling.config import PRECISIONS  # noqa: E402
 from coupling.report import equal_accuracy_cost, statistics_spectrum_error  # noqa: E402
 from coupling.surrogates import FlexSurrogate  # noqa: E402
 from flexcouple.data.coarsen import spectral_resample, upsample  # noqa: E402
@@ -108,7 +109,7 @@ def parse(argv=None):
                    "runs (their checks' thresholds where no solver history exists; default: the checks' defaults)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the fields for the "
                    "speedups' 95%% intervals (default 2000)")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="FLEX's arithmetic (bfloat16: autocast; fast on CPUs with AMX or AVX512-BF16)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")

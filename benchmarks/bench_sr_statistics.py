@@ -52,7 +52,8 @@ def parse(argv=None):
 
 
 def trajectories(dataset):
-    """(reynolds, coarse states (T, m, m), truths (T, n, n)) per trajectory, in the data set's order."""
+    """(reynolds, coarse states (T, m, m), their spectral interpolation (T, n, n), truths (T, n, n)) per
+    trajectory, in the data set's order (the conditions are the coarse states zero-padded)."""
     per = dataset.n_t * dataset.samples_per_snapshot
     if len(dataset) % per:
         raise ValueError(f"{len(dataset)} samples do not split into trajectories of {per}")
@@ -62,7 +63,7 @@ def trajectories(dataset):
         cond = np.stack([dataset.denormalize(it["condition"][0]).double().numpy() for it in items])
         truth = np.stack([dataset.denormalize(it["target"][0]).double().numpy() for it in items])
         coarse = np.stack([np.asarray(spectral_resample(c, (m, m))) for c in cond])  # exact: zero-padded
-        yield float(items[0]["reynolds"]), coarse, truth
+        yield float(items[0]["reynolds"]), coarse, cond, truth
 
 
 def band_ratios(fields, truth) -> dict:
@@ -95,11 +96,10 @@ def main(argv=None) -> int:
     dataset = SuperResDataset(args.data, args.split, coarse_source="solver", crop=None, factor=factors.pop(),
                               upsample="spectral")
     rows = []
-    for j, (re, coarse, truth) in enumerate(trajectories(dataset)):
+    for j, (re, coarse, spectral, truth) in enumerate(trajectories(dataset)):
         if args.max_trajectories is not None and j >= args.max_trajectories:
             break
         n = truth.shape[-1]
-        spectral = np.stack([np.asarray(spectral_resample(c, (n, n))) for c in coarse])
         row = {"trajectory": j, "reynolds": re, "snapshots": len(truth),
                "spectral": {"statistics_error": statistics_spectrum_error(spectral, truth, n // 3),
                             "bands": band_ratios(spectral, truth)}}

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coupling.config import HybridConfig
+from coupling.config import PRECISIONS, HybridConfig
 
 N = 256  # the fine grid: every run is compared on it, against pure CFD on it
 
@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "flex-c16-superres256x2)")
     p.add_argument("--calibration", help="calibration.json of its checks (default: the one in the checkpoint's "
                    "folder, if any; otherwise the checks' default thresholds)")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="the x2 model's arithmetic (bfloat16: autocast, fast on CPUs with AMX or AVX512-BF16)")
     p.add_argument("--x4-checkpoint", help="the FLEX of table 2, superres x4 and leapfrog (default: the shipped "
                    "flex-tiny-kolmogorov256)")
