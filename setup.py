@@ -14,7 +14,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["solver", "solver.*", "flexcouple", "flexcouple.*", "coupling", "coupling.*"]),
+    packages=find_packages(include=["solver", "solver.*", "flexcouple", "flexcouple.*", "coupling", "coupling.*", "flexcouple_cli"]),
     # the shipped default model (safetensors + JSON + its model card) installs with the package
     package_data={"flexcouple": ["presets/*.toml", "presets/*.json",
                                  "shipped/flex-tiny-kolmogorov256/*.json",
@@ -45,5 +45,5 @@ setup(
         "peer": ["jax-cfd==0.2.1"],
         "well": ["the_well==1.2.0"],  # install with --no-deps (see Makefile): it pins an old fsspec
     },
-    entry_points={"console_scripts": ["flexcouple=flexcouple.cli:main"]},
+    entry_points={"console_scripts": ["flexcouple=flexcouple_cli:main"]},
 )

@@ -157,7 +157,7 @@ def steps_done(ckpt_dir: Path) -> int:
 def train_model(label: str, args, data: Path, n: int, work: Path, log: dict) -> dict:
     """Train (or continue) one model with the CLI; the wall time adds up over resumed runs."""
     from flexcouple import checkpoint as ckpt
-    from flexcouple.cli import main as cli
+    from flexcouple_cli import main as cli
     out = work / "checkpoints" / label
     done = steps_done(out)
     entry = log.setdefault(label, {"wall_s": 0.0})

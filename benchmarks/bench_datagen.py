@@ -4,7 +4,7 @@ Claim measured: ``flexcouple generate`` spreads trajectories over MPI ranks, so 
 the ranks (up to the cores available). Method:
 
 1. The same small Kolmogorov-flow config (``--n``, 8 trajectories per run by default) is generated
-   from scratch by the real command, ``python -m flexcouple.cli generate``, once serially and once
+   from scratch by the real command, ``python -m flexcouple_cli generate``, once serially and once
    under ``mpiexec -n 2``. Separately, one 256^2 trajectory serially and with ``--slab`` on 2 ranks
    (the trajectory split over both ranks by the solver's slab decomposition).
    Wall time covers everything (start-up, solver, HDF5 merge, statistics); snapshots/s = trajectories
@@ -48,7 +48,7 @@ def bench_config(n: int, trajectories: int, snapshots: int):
 
 def run_generate(config_path: Path, out: Path, ranks: int, slab: bool = False) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "flexcouple.cli", "generate", "--config", str(config_path), "--out", str(out),
+    cmd = [sys.executable, "-m", "flexcouple_cli", "generate", "--config", str(config_path), "--out", str(out),
            "--no-progress"]
     if slab:
         cmd.append("--slab")

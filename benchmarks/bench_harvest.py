@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from coupling import FlexSurrogate, HybridConfig, HybridSimulation
     from coupling.surrogates import default_checkpoint
-    from flexcouple.cli import main as cli
+    from flexcouple_cli import main as cli
     from coupling.report import accuracy
     from flexcouple.evaluation.metrics import pearson, rfne
     from solver.resample import coarsen, spectral_upsample

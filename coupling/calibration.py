@@ -354,8 +354,3 @@ def run(args) -> int:
         print(f"adversary {how}: {a['rejected']} of {a['calls']} calls rejected")
     print(f"wrote {args.out}; use it with [checks] calibration = \"{args.out}\"")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from flexcouple.cli import main
-    sys.exit(main(["calibrate"] + sys.argv[1:]))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from solver.io import write_text_atomic
@@ -55,12 +54,13 @@ def load_config(args) -> HybridConfig:
 
 
 def run(args) -> int:
-    from solver.mpi import run_collectively, world_comm
+    """The command's body (the ``flexcouple`` command runs it collectively)."""
+    from solver.mpi import world_comm
     if args.print_config:
         print(HybridConfig().to_toml(), end="")
         return 0
     comm = world_comm()
-    return run_collectively(comm, _run, args, comm, prefix="flexcouple run: error")
+    return _run(args, comm)
 
 
 def _prepare(args):
@@ -174,8 +174,3 @@ def _jsonable(o):
         return float(o)
     except (TypeError, ValueError):
         return str(o)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from flexcouple.cli import main
-    sys.exit(main(["run"] + sys.argv[1:]))

@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, default=2, help="superres x4 ensemble members (default 2)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the demo's files (default out/demo)")
-    # the pipeline demo's own options (flexcouple.demo)
+    # the pipeline demo's own options (flexcouple_cli.pipeline)
     p.add_argument("--n", type=int, default=256, help="--pipeline: grid of the solver stage (default 256)")
     p.add_argument("--train-steps", type=int, default=400, help="--pipeline: training steps of the tiny FLEX")
     p.add_argument("--solver-only", action="store_true", help="--pipeline: run only the solver stage")
@@ -97,15 +97,6 @@ def demo_configs(t_end: float, ensemble: int, checkpoint: str = "", *, calibrati
         "leapfrog": base.replace(mode="leapfrog", stretch=1, jumps=2),
         "coarse_64": base.replace(mode="pure", n=64, spinup=0.0),
     }
-
-
-def run(args) -> int:
-    if args.pipeline:
-        from flexcouple import demo as pipeline
-        if args.t_end is None:
-            args.t_end = 5.0
-        return pipeline.run(args)
-    return run_hybrid_demo(args)
 
 
 def run_hybrid_demo(args) -> int:

@@ -18,7 +18,7 @@ moments for resume; safetensors + JSON) every ``--checkpoint-every`` steps, at t
 Validation RFNE (``||pred - true|| / ||true||`` on de-normalised vorticity, EMA weights, 2-step
 sampler) every ``--val-every`` steps.
 
-Multi-process: ``torchrun --nproc-per-node N -m flexcouple.cli train ...`` (gloo on CPU, nccl on GPU).
+Multi-process: ``torchrun --nproc-per-node N -m flexcouple_cli train ...`` (gloo on CPU, nccl on GPU).
 """
 from __future__ import annotations
 

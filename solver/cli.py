@@ -22,7 +22,7 @@ from solver import BOUNDARIES, NavierStokes2D, from_file, random_field, taylor_g
 from solver.backends import BACKENDS
 from solver.io import atomic_path, remove_temporaries
 from solver.paths import check_writable
-from solver.mpi import agreed, gather, local_part, run_collectively, world_comm
+from solver.mpi import agreed, gather, local_part, world_comm
 
 
 def add_arguments(p) -> None:
@@ -70,9 +70,9 @@ def spectrum_slope(k, e_k, k_lo: float, k_hi: float) -> float:
 
 
 def run(args) -> int:
-    """The command; under MPI any rank's failure ends every rank, reported once (solver.mpi)."""
-    comm = world_comm()
-    return run_collectively(comm, _run, args, comm, prefix="flexcouple simulate: error")
+    """The command's body (the ``flexcouple`` command runs it collectively: under MPI any rank's
+    failure ends every rank, reported once)."""
+    return _run(args, world_comm())
 
 
 def _prepare(args, n: int) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 
 from flexcouple.data import coarse_runs, well
 from solver import io
-from solver.mpi import CollectiveError, agree, agreed, run_collectively, world_comm
+from solver.mpi import CollectiveError, agree, agreed, world_comm
 from solver.paths import check_readable, check_writable
 from flexcouple.data.config import (
     COARSEN_METHODS, SPLITS, Case, DataConfig, OODSet, load_config, load_preset, preset_names, to_toml,
@@ -720,9 +720,9 @@ def config_from_args(args) -> DataConfig:
 
 
 def run(args) -> int:
-    """The command; under MPI any rank's failure ends every rank, reported once (solver.mpi)."""
-    comm = world_comm()
-    return run_collectively(comm, _run, args, comm, prefix="flexcouple generate: error")
+    """The command's body (the ``flexcouple`` command runs it collectively: under MPI any rank's
+    failure ends every rank, reported once)."""
+    return _run(args, world_comm())
 
 
 def _run(args, comm) -> int:
@@ -747,11 +747,3 @@ def _run(args, comm) -> int:
         warnings.simplefilter("ignore", UnderResolvedWarning)  # summarised once at the end instead
         generate(cfg, args.out, overwrite=args.overwrite, comm=comm, slab=args.slab, progress=not args.no_progress)
     return 0
-
-
-if __name__ == "__main__":  # `python -m flexcouple.data.generate ...`: the same command without the CLI's other imports
-    from flexcouple.cli import run_command
-
-    _parser = argparse.ArgumentParser(prog="flexcouple generate", description=__doc__.splitlines()[0])
-    add_arguments(_parser)
-    sys.exit(run_command("generate", run, _parser.parse_args()))

@@ -138,7 +138,7 @@ def test_bad_calibration_files_and_arguments_are_named(tmp_path, calibrated):
 
 @pytest.mark.slow
 def test_the_command_writes_the_calibration_and_refuses_to_overwrite(tmp_path, checkpoint, capsys):
-    from flexcouple.cli import main
+    from flexcouple_cli import main
     cfg = tmp_path / "c.toml"
     cfg.write_text(config(surrogate="flex", t_end=1.0, checkpoint=str(checkpoint), sample_steps=1).to_toml())
     out = tmp_path / "cal.json"

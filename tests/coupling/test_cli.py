@@ -12,7 +12,7 @@ import pytest
 
 from coupling import HybridConfig
 from coupling.report import read_trajectory
-from flexcouple.cli import main
+from flexcouple_cli import main
 
 FLEXCOUPLE = Path(sys.executable).with_name("flexcouple")
 SMALL = """

@@ -5,7 +5,7 @@ import pytest
 
 from coupling.demo import RUNS, equal_accuracy, verdict
 from coupling.surrogates import SUPERRES_X2_MODEL, default_checkpoint, shipped_model
-from flexcouple.cli import main
+from flexcouple_cli import main
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ model on what it got wrong, and the result is again a surrogate for the same run
 import pytest
 
 from coupling import FlexSurrogate, HybridConfig, HybridSimulation
-from flexcouple.cli import main
+from flexcouple_cli import main
 from tests.coupling.stand_ins import Broken
 
 

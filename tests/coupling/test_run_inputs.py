@@ -8,7 +8,7 @@ import pytest
 
 from coupling import HybridConfig
 from coupling.hybrid import HybridSimulation
-from flexcouple.cli import main
+from flexcouple_cli import main
 
 SUPERRES = """
 mode = "superres"

@@ -12,7 +12,7 @@ import pytest
 
 from coupling import HybridConfig, HybridSimulation, PersistenceSurrogate, Prediction, SolverSurrogate
 from coupling.calls import call_surrogate, finish_running_calls
-from flexcouple.cli import main
+from flexcouple_cli import main
 from tests.coupling.stand_ins import Broken
 from tests.coupling.test_cli import FLEXCOUPLE, SMALL
 

@@ -195,7 +195,7 @@ def test_every_loader_of_the_command_line_opts_in_by_the_same_name(tmp_path):
     from coupling.cli import load_config
     from coupling.config import HybridConfig
     from coupling.surrogates import build_surrogate
-    from flexcouple.cli import build_parser
+    from flexcouple_cli import build_parser
     from flexcouple.evaluation.evaluate import load_predictor
     path = tmp_path / "v1"
     shutil.copytree(Path(flexcouple.__file__).parent / "shipped" / "flex-tiny-kolmogorov256", path)

@@ -80,7 +80,7 @@ def test_unused_coarse_solver_keys_leave_the_data_set_identity_unchanged():
 
 def test_train_on_coarse_solver_states_records_the_source_and_resumes_with_it(dataset, tmp_path, capsys):
     from flexcouple import checkpoint as ckpt
-    from flexcouple.cli import main
+    from flexcouple_cli import main
 
     out_dir, _, _ = dataset
     run = tmp_path / "run"
@@ -101,7 +101,7 @@ def test_train_on_coarse_solver_states_records_the_source_and_resumes_with_it(da
 def test_evaluate_reports_a_model_on_coarse_solver_inputs(dataset, tmp_path, capsys):
     import json
 
-    from flexcouple.cli import main
+    from flexcouple_cli import main
 
     out_dir, _, _ = dataset
     run = tmp_path / "run"

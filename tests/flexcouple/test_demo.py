@@ -1,7 +1,7 @@
 """The demo's solver stage through the CLI (the full pipeline's stages are tested in their own modules)."""
 import h5py
 
-from flexcouple.cli import main
+from flexcouple_cli import main
 
 
 def test_demo_solver_stage_writes_its_files(tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from flexcouple.cli import main
+from flexcouple_cli import main
 from flexcouple.evaluation import evaluate as E
 
 FACTOR = 2
@@ -248,7 +248,7 @@ def test_two_mpi_ranks_give_exactly_the_single_process_numbers(dataset, tmp_path
     if not mpiexec.exists():
         pytest.skip("no mpiexec beside the Python interpreter (install the 'mpich' wheel)")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-m", "flexcouple.cli", *argv,
+    res = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-m", "flexcouple_cli", *argv,
                           "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     _single_process_one_thread(argv, tmp_path / "one")
@@ -287,7 +287,7 @@ def test_two_torchrun_processes_give_exactly_the_single_process_numbers(dataset,
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "PMI_SIZE",
                                                             "OMPI_COMM_WORLD_SIZE")}
     env["OMP_NUM_THREADS"] = "1"
-    res = subprocess.run([*launcher, "--standalone", "--nproc-per-node", "2", "-m", "flexcouple.cli", *argv,
+    res = subprocess.run([*launcher, "--standalone", "--nproc-per-node", "2", "-m", "flexcouple_cli", *argv,
                           "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     _single_process_one_thread(argv, tmp_path / "one")

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from flexcouple.cli import main
+from flexcouple_cli import main
 from flexcouple.data import generate as gen
 from flexcouple.data import well
 from flexcouple.data.config import DataConfig, OODSet, load_preset, save_config, to_toml
@@ -176,7 +176,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_data_set(tmp_path):
     path = tmp_path / "cfg.toml"
     save_config(cfg, path)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "flexcouple.cli", "generate", "--config", str(path), "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "flexcouple_cli", "generate", "--config", str(path), "--out", str(out), "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -296,7 +296,7 @@ def _mpi_run(args, tmp_path, n=2, timeout=180):
     if not mpiexec.exists():
         pytest.skip(f"no mpiexec next to {sys.executable} (install the mpich wheel)")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [str(mpiexec), "-n", str(n), sys.executable, "-m", "flexcouple.cli", "generate", *args]
+    cmd = [str(mpiexec), "-n", str(n), sys.executable, "-m", "flexcouple_cli", "generate", *args]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -400,7 +400,7 @@ def test_the_shipped_tiny_preset_end_to_end(tmp_path):
 FAILING_RANK_SCRIPT = """
 import sys
 from mpi4py import MPI
-from flexcouple.cli import main
+from flexcouple_cli import main
 from flexcouple.data import generate as gen
 
 real = gen.simulate_trajectory

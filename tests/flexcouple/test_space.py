@@ -79,7 +79,7 @@ def test_the_surrogate_honours_raw_space(tmp_path):
 
 
 def test_an_unknown_space_is_refused(tmp_path, capsys):
-    from flexcouple.cli import main
+    from flexcouple_cli import main
     with pytest.raises(ValueError, match="space must be one of residual, raw"):
         TrainConfig(space="bogus")
     with pytest.raises(ValueError, match="space must be one of residual, raw"):

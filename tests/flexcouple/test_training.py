@@ -171,7 +171,7 @@ def generated(tmp_path_factory):
 
 
 def test_cli_trains_on_a_generated_data_set(generated, tmp_path, capsys):
-    from flexcouple.cli import main
+    from flexcouple_cli import main
 
     out = tmp_path / "run"
     args = ["train", "--data", str(generated), "--task", "both", "--crop", "32", "--steps", "2", "--batch-size", "2",
@@ -191,7 +191,7 @@ def test_cli_trains_on_a_generated_data_set(generated, tmp_path, capsys):
 
 def test_resume_takes_the_stored_settings_and_refuses_conflicting_flags(generated, tmp_path, capsys, monkeypatch):
     from flexcouple import training
-    from flexcouple.cli import main
+    from flexcouple_cli import main
 
     out = tmp_path / "run"
     first = ["train", "--data", str(generated), "--task", "superres", "--crop", "16", "--steps", "20",
@@ -270,7 +270,7 @@ def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(generated, 
     """safetensors reports a full disk as its own SafetensorError; it is told as every other full disk."""
     from safetensors import SafetensorError
 
-    from flexcouple.cli import main
+    from flexcouple_cli import main
 
     def save_file(tensors, filename, metadata=None):
         with open(filename, "wb") as f:
@@ -292,7 +292,7 @@ def test_a_full_disk_gives_one_line_no_temporary_and_the_rerun_works(generated, 
 
 
 def test_a_file_given_as_the_data_set_is_named_as_a_file(tmp_path, capsys):
-    from flexcouple.cli import main
+    from flexcouple_cli import main
 
     (tmp_path / "a_file").write_text("")
     assert main(["train", "--data", str(tmp_path / "a_file"), "--out", str(tmp_path / "run")]) == 1

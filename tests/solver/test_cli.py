@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from flexcouple.cli import main
+from flexcouple_cli import main
 from solver import NavierStokes2D, random_field
 
 

@@ -39,7 +39,7 @@ def test_simulate_with_a_nan_in_one_ranks_slab_ends_every_rank(tmp_path):
     field = np.random.default_rng(0).standard_normal((32, 32))
     field[25, 3] = np.nan  # rows 16..31 are rank 1's slab
     np.save(tmp_path / "f.npy", field)
-    proc = mpirun([sys.executable, "-m", "flexcouple.cli", "simulate", "--n", "32", "--t-end", "0.1",
+    proc = mpirun([sys.executable, "-m", "flexcouple_cli", "simulate", "--n", "32", "--t-end", "0.1",
                    "--backend", "numpy", "--init", str(tmp_path / "f.npy"), "--out", str(tmp_path / "o.h5")],
                   tmp_path)
     assert proc.returncode != 0

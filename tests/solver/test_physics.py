@@ -67,7 +67,7 @@ def test_an_endless_run_is_refused_not_returned_at_once():
     (["--boundary", "channel", "--penalization", "inf"], "penalization must be a finite number > 0"),
 ])
 def test_simulate_refuses_them_in_one_line(flags, match, capsys):
-    from flexcouple.cli import main
+    from flexcouple_cli import main
     assert main(["simulate", "--n", "32", "--t-end", "0.1", "--backend", "numpy"] + flags) == 1
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err

@@ -1,4 +1,4 @@
-"""``flexcouple demo``: the main job on the embedded default, end to end, in a few minutes on a CPU.
+"""``flexcouple demo --pipeline``: the pipeline on the embedded default, end to end, in a few minutes on a CPU.
 
 1. solver: Kolmogorov flow at Re = 1000 (n = 256, drag 0.1, k_f = 4, the Kochkov et al. 2021
    setting) from a seeded random field; summary, snapshots and a picture.
@@ -14,20 +14,11 @@ model; ``flexcouple train --steps 5000`` takes about half an hour on 2 cores.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from solver.io import write_text_atomic
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the demo's files (default out/demo)")
-    p.add_argument("--n", type=int, default=256, help="grid of the solver stage (default 256)")
-    p.add_argument("--t-end", type=float, default=5.0, help="final time of the solver stage (default 5)")
-    p.add_argument("--train-steps", type=int, default=400, help="training steps of the tiny FLEX (default 400)")
-    p.add_argument("--solver-only", action="store_true", help="run only the solver stage")
 
 
 def _stage(title: str) -> float:
@@ -36,7 +27,7 @@ def _stage(title: str) -> float:
 
 
 def run(args) -> int:
-    from flexcouple.cli import main as cli
+    from flexcouple_cli import main as cli
 
     out = Path(args.out)
     timings = {}

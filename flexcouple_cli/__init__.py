@@ -1,9 +1,11 @@
-"""The ``flexcouple`` command.
+"""The ``flexcouple`` command (``python -m flexcouple_cli`` is the same).
 
-This is the only module that sits above ``solver``, ``flexcouple`` and ``coupling``: each
-subcommand lives in its own module, exposes ``add_arguments(parser)`` and ``run(args) -> int``, and
-is imported only when that subcommand runs (importing torch for ``simulate`` would cost every MPI
-rank seconds).
+This package is the only one above ``solver``, ``flexcouple`` and ``coupling`` (none of them imports
+it): it parses the command line and runs one subcommand. Each subcommand lives in the package of the
+work it does, exposes ``add_arguments(parser)`` and ``run(args) -> int``, and is imported only when
+that subcommand runs (importing torch for ``simulate`` would cost every MPI rank seconds). Errors are
+handled here, once: :func:`run_command` runs the subcommand collectively (under mpiexec any rank's
+failure ends the job, reported once) and turns a user error into one line and exit code 1.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from flexcouple import __version__
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
-    "demo": ("coupling.demo", "the main job on the embedded default: pure CFD against the hybrid (superres, leapfrog)"),
+    "demo": ("flexcouple_cli.demo", "the main job on the embedded default: pure CFD against the hybrid (superres, leapfrog)"),
     "simulate": ("solver.cli", "run the pseudo-spectral Navier-Stokes solver and save the fields"),
     "generate": ("flexcouple.data.generate", "generate HDF5 training / OOD data sets with the solver"),
     "train": ("flexcouple.training", "train FLEX or a baseline on a generated data set"),
@@ -69,7 +71,3 @@ def run_command(command: str, fn, args) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"{prefix}: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
