@@ -211,9 +211,9 @@ class _Fields:
         return self.fields[key]
 
 
-def _run(cfg: HybridConfig, fields: _Fields, surrogate=None, checkpoint=None, calibrated=None):
+def _run(cfg: HybridConfig, fields: _Fields, surrogate=None, calibrated=None):
     from coupling.hybrid import HybridSimulation
-    sim = HybridSimulation(cfg, surrogate, checkpoint=checkpoint)
+    sim = HybridSimulation(cfg, surrogate)
     if calibrated is not None:
         sim.checks.calibrated = dict(calibrated)
     return sim, sim.run(fields(cfg))
@@ -238,10 +238,10 @@ def _values(result, into: dict) -> None:
             into.setdefault(c["name"], []).append(float(c["value"]))  # "inf" / "nan" strings too
 
 
-def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: str | None = None,
-              margin: float = MARGIN, adversaries: bool = True, surrogate=None, log=print) -> Calibration:
+def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, margin: float = MARGIN, adversaries: bool = True,
+              surrogate=None, log=print) -> Calibration:
     """Steps 1-4 of the module docstring for the regime of ``cfg`` (a superres config). ``surrogate``:
-    the model as an object (default: built from ``cfg`` and ``checkpoint``)."""
+    the model as an object (default: built from ``cfg``, its ``[surrogate] checkpoint``)."""
     cfg = cfg.validate()
     if cfg.mode != "superres":
         raise ValueError(f"calibrate supports mode = \"superres\" (no solver history there); {cfg.mode!r} keeps "
@@ -262,7 +262,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
     for re_ in reynolds:
         for seed in seeds:
             case = _case(cfg, re_, seed)
-            sim, res = _run(_recording(case), fields, surrogate=surrogate, checkpoint=checkpoint)
+            sim, res = _run(_recording(case), fields, surrogate=surrogate)
             surrogate, digest = sim.surrogate, getattr(sim.surrogate, "digest", None)
             _values(res, model_values)
             _, ref = _run(_recording(case.replace(surrogate="oracle")), fields)
@@ -280,7 +280,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
     failed: dict[str, int] = {}
     for re_ in reynolds:
         for seed in holdout_seeds:
-            _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), fields, surrogate=surrogate, checkpoint=checkpoint,
+            _, res = _run(_case(cfg, re_, seed, max_rejections=10 ** 9), fields, surrogate=surrogate,
                           calibrated=cal.thresholds)
             called, _, by_check = _tally(res.decisions)
             calls += len(called)
@@ -305,7 +305,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, checkpoint: 
     from flexcouple.data.generate import git_commit
     cal.provenance = {"command": " ".join(["flexcouple", *sys.argv[1:]]), "git_commit": git_commit(),
                       "wall_s": round(time.perf_counter() - t0, 1),
-                      "checkpoint": str(getattr(surrogate, "source", "") or checkpoint or "")}
+                      "checkpoint": str(getattr(surrogate, "source", "") or cfg.checkpoint or "")}
     return cal
 
 
@@ -344,7 +344,7 @@ def run(args) -> int:
     if args.checkpoint:
         cfg = cfg.replace(checkpoint=str(args.checkpoint)).validate()
     cal = calibrate(cfg, reynolds=args.reynolds, seeds=args.seeds, holdout_seeds=args.holdout_seeds,
-                    checkpoint=args.checkpoint, margin=args.margin, adversaries=args.adversaries)
+                    margin=args.margin, adversaries=args.adversaries)
     cal.save(args.out)
     print(table(cal))
     h = cal.holdout

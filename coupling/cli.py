@@ -77,7 +77,7 @@ def _prepare(args):
 def _run(args, comm) -> int:
     from solver.mpi import agreed
 
-    from coupling.hybrid import STATE_FILE, run_identity
+    from coupling.rundir import STATE_FILE, run_identity
     rank = 0 if comm is None else comm.rank
     cfg = agreed(comm, _prepare, args)
     out = Path(args.out)
@@ -138,7 +138,7 @@ def _one_run(cfg: HybridConfig, out: Path, args, comm, harvest: bool):
 
     from coupling.hybrid import HybridSimulation
     sim = agreed(comm, HybridSimulation, cfg.replace(harvest=harvest), None, comm, out=out,
-                 progress=args.progress, checkpoint=args.checkpoint)
+                 progress=args.progress)
     return sim.run()
 
 
@@ -150,7 +150,7 @@ def _clear_run(out: Path) -> None:
     removing anything, when other files sit in the folders a run writes (outputs/, reference/,
     harvest/), so a user's own files are never lost; other files directly in ``out`` stay."""
     from coupling.harvest import HARVEST_FILES
-    from coupling.hybrid import RUN_FILES, listed, sort_files
+    from coupling.rundir import RUN_FILES, listed, sort_files
     written = (rf"(config\.toml|summary\.json|trajectory\.h5|{RUN_FILES}|reference/({RUN_FILES}|trajectory\.h5)"
                rf"|harvest/{HARVEST_FILES})")
     ours, others = sort_files(out, written)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coupling.hybrid import listed, run_identity, sort_files
+from coupling.rundir import listed, run_identity, sort_files
 from flexcouple.data import well
 
 # why a call was harvested: rejected (the first four) or audited although accepted ([harvest] audit_every)

@@ -9,24 +9,21 @@ lead time). Every tick is computed by exactly one source:
   interpolation of the coarse state (``source = "interpolation"``). Every ``reanchor_every``
   accepted outputs, a fine-solver burst of ``reanchor_time`` from the accepted field, restricted to
   the coarse grid, becomes the coarse state (the coarse run then carries fine-scale information);
-- ``leapfrog``: ticks follow a fixed schedule of ``warmup`` solver ticks, then cycles of ``stretch``
-  solver ticks, ``jumps`` surrogate jumps and ``relax`` solver ticks. A jump forecasts one lead time
-  from the last ``history_length`` states; accepted, it becomes the solver's state; rejected, the
-  solver computes that tick instead, so the trajectory is always valid.
+- ``leapfrog``: ticks follow a fixed schedule (:mod:`coupling.schedule`). A jump forecasts one lead
+  time from the last ``history_length`` states; accepted, it becomes the solver's state; rejected,
+  the solver computes that tick instead, so the trajectory is always valid.
 
-After ``max_rejections`` rejections in a row the surrogate is suspended for ``cooldown`` ticks. The
+Each call ends in a :class:`coupling.decision.Decision`; after ``max_rejections`` rejections in a row
+the surrogate is suspended for ``cooldown`` ticks (:class:`coupling.decision.Suspension`). The
 schedule is a function of the tick index, surrogate seeds are functions of the call index, and the
-solver restarts its adaptive step at every tick, so a run resumed from its last checkpoint (written
-at every output) reproduces the uninterrupted run.
+solver restarts its adaptive step at every tick, so a run resumed from its last state (written at
+every output into its run directory, :mod:`coupling.rundir`) reproduces the uninterrupted run.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,71 +31,14 @@ import numpy as np
 from coupling.calls import call_surrogate, finish_running_calls
 from coupling.checks import CheckContext, CheckSuite, FieldDiagnostics, RunningSpectrum
 from coupling.config import HybridConfig
-from solver.io import atomic_path, is_temporary, write_text_atomic
+from coupling.decision import Decision, Suspension, Tally
+from coupling.rundir import RunDirectory, run_identity
+from coupling.schedule import Schedule
 from solver.resample import coarsen, spectral_upsample
 
-STATE_FILE = "state.npz"
-DECISIONS_FILE = "decisions.jsonl"
-OUTPUTS_DIR = "outputs"
-# the counters of _State a checkpoint records, and every key its metadata must have to resume
-_SCALARS = ("tick", "t_solver", "calls", "streak", "suspended_until", "accepted_outputs", "decisions",
-            "previous_trusted_tick")
-_META = _SCALARS + ("wall_s", "config_hash", "timers", "counts", "history_solver", "recent_max", "samples")
+# the counters of _State a run state records
+_SCALARS = ("tick", "t_solver", "calls", "accepted_outputs", "decisions", "previous_trusted_tick")
 SOURCES = ("solver", "surrogate", "interpolation")
-
-
-def run_identity(config: HybridConfig) -> str:
-    """The config's part of a run's identity: its hash without the checkpoint's path, since the
-    model is identified by its content digest (recorded beside it), wherever it was loaded from; a
-    calibration likewise by its file's digest."""
-    changes = {"checkpoint": ""}
-    if config.calibration and Path(config.calibration).is_file():
-        from coupling.calibration import file_digest
-        changes["calibration"] = file_digest(config.calibration)
-    return config.replace(**changes).config_hash()
-
-
-# the files a run writes in its directory (paths relative to it, a regular expression)
-RUN_FILES = rf"({re.escape(STATE_FILE)}|{re.escape(DECISIONS_FILE)}|{OUTPUTS_DIR}/\d{{6}}\.npz)"
-
-
-def sort_files(root: Path, ours: str) -> tuple[list[Path], list[Path]]:
-    """(ours, others): the files under ``root`` whose path relative to it matches the regular
-    expression ``ours``, or that are temporaries of an atomic write; and every other file."""
-    mine, others = [], []
-    for p in sorted(root.rglob("*")) if root.is_dir() else []:
-        if p.is_file() or p.is_symlink():
-            own = re.fullmatch(ours, p.relative_to(root).as_posix()) or is_temporary(p.name)
-            (mine if own else others).append(p)
-    return mine, others
-
-
-def listed(paths: list[Path], root: Path, most: int = 5) -> str:
-    """``paths`` relative to ``root``, the first ``most`` of them, for a message."""
-    return ", ".join(str(p.relative_to(root)) for p in paths[:most]) + (" ..." if len(paths) > most else "")
-
-
-# what reading a truncated or foreign .npz raises
-_DAMAGE = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
-
-
-def _damaged(path: Path, exc: BaseException) -> ValueError:
-    return ValueError(f"{path}: a damaged run state ({type(exc).__name__}: {exc}); the run cannot resume from it: "
-                      "rerun with --overwrite to start over, or use another --out")
-
-
-def _read_state(path: Path) -> tuple[dict, dict]:
-    """(meta, arrays) of a run state file; a ValueError naming it when it is damaged."""
-    try:
-        with np.load(path) as z:
-            meta = json.loads(str(z["meta"]))
-            arrays = {k: np.asarray(z[k]) for k in z.files if k != "meta"}
-        missing = [k for k in _META if k not in meta] + ([] if "solver" in arrays else ["the solver state"])
-        if missing:
-            raise ValueError(f"it lacks {', '.join(missing)}")
-    except _DAMAGE as exc:
-        raise _damaged(path, exc) from None
-    return meta, arrays
 
 
 @dataclass
@@ -131,8 +71,7 @@ class _State:
     tick: int = 0
     t_solver: float = 0.0                       # time of the solver state (superres: after a re-anchor burst)
     calls: int = 0
-    streak: int = 0                             # rejections in a row
-    suspended_until: int = -1                   # tick index until which the surrogate is suspended
+    suspension: Suspension = field(default_factory=lambda: Suspension(0, 0))
     accepted_outputs: int = 0                   # superres: for the re-anchoring cadence
     decisions: int = 0
     previous_trusted: np.ndarray | None = None  # superres: last accepted fine output (for the budgets)
@@ -143,7 +82,7 @@ class _State:
     spectra: list = field(default_factory=list)
     timers: _Timers = field(default_factory=_Timers)
     wall_before: float = 0.0                    # wall time of the run before the last resume
-    counts: dict = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
 
 
 class HybridSimulation:
@@ -153,31 +92,24 @@ class HybridSimulation:
     a :class:`coupling.harvest.Harvest` (rank 0) or None."""
 
     def __init__(self, config: HybridConfig, surrogate=None, comm=None, *, out: str | os.PathLike | None = None,
-                 progress: bool = False, harvest=None, checkpoint: str | None = None):
+                 progress: bool = False, harvest=None):
         from solver import NavierStokes2D
-        self.cfg = config.validate()
+        self.cfg = cfg = config.validate()
         self.comm = comm if comm is not None and comm.size > 1 else None
         self.rank = 0 if self.comm is None else self.comm.rank
         self.size = 1 if self.comm is None else self.comm.size
         self.out = Path(out) if out is not None else None
+        self.rundir = RunDirectory(self.out) if self.out is not None and self.rank == 0 else None
         self.progress = progress and self.rank == 0
-        self.harvest = harvest if self.rank == 0 else None
-        cfg = self.cfg
-        self._checkpoint = checkpoint
         self.surrogate = surrogate
-        if cfg.mode != "pure" and surrogate is None:
-            from coupling.surrogates import build_surrogate
-            self.surrogate = build_surrogate(cfg, checkpoint=checkpoint, comm=self.comm)
-        self._fit_surrogate()
-        if self.harvest is None and cfg.harvest and cfg.mode != "pure" and self.rank == 0:
-            if self.out is None and not cfg.harvest_dir:
-                raise ValueError("harvest = true needs a run directory (out=...) or [harvest] dir")
-            from coupling.harvest import Harvest
-            norm = (getattr(self.surrogate, "config", None) or {}).get("normalization")
-            self.harvest = Harvest(Path(cfg.harvest_dir) if cfg.harvest_dir else self.out / "harvest",
-                                   task="superres" if cfg.mode == "superres" else "forecast", config=cfg,
-                                   normalization=norm, interval=cfg.output_interval if cfg.mode == "superres"
-                                   else float(self.surrogate.lead_time))
+        if cfg.mode != "pure":
+            if surrogate is None:
+                from coupling.surrogates import build_surrogate
+                self.surrogate = build_surrogate(cfg, comm=self.comm)
+            from coupling.surrogates import check_fit
+            check_fit(cfg, self.surrogate)
+        self.schedule = Schedule.of(cfg, self.surrogate)
+        self.harvest = (harvest if harvest is not None else self._new_harvest()) if self.rank == 0 else None
         self.harvesting = bool(self.comm.bcast(self.harvest is not None, root=0)) if self.comm else \
             self.harvest is not None
         kwargs = cfg.solver_kwargs()
@@ -186,53 +118,44 @@ class HybridSimulation:
         self._fine_sim = None
         self.diag = FieldDiagnostics(cfg.n, kwargs, coarse_n=self.n_solver if cfg.mode == "superres" else None) \
             if self.rank == 0 and cfg.mode != "pure" else None
+        self.checks = self._new_checks()
+        if cfg.mode != "pure" and (self.size > 1 or cfg.torch_threads):
+            self._set_torch_threads()
+
+    # the schedule's numbers, under the names the run uses
+    dt_tick = property(lambda self: self.schedule.dt_tick)
+    output_every = property(lambda self: self.schedule.output_every)
+    history_length = property(lambda self: self.schedule.history_length)
+    n_ticks = property(lambda self: self.schedule.n_ticks)
+
+    def tick_kind(self, j: int) -> str:
+        """'solver', 'jump' or 'relax' for tick j >= 1 (the schedule; a function of j alone)."""
+        return self.schedule.kind(j)
+
+    # ------------------------------------------------------------------------------------------
+    def _new_harvest(self):
+        """The harvest ``[harvest] enabled`` asks for (rank 0), or None."""
+        cfg = self.cfg
+        if not cfg.harvest or cfg.mode == "pure":
+            return None
+        if self.out is None and not cfg.harvest_dir:
+            raise ValueError("harvest = true needs a run directory (out=...) or [harvest] dir")
+        from coupling.harvest import Harvest
+        norm = (getattr(self.surrogate, "config", None) or {}).get("normalization")
+        return Harvest(Path(cfg.harvest_dir) if cfg.harvest_dir else self.out / "harvest",
+                       task="superres" if cfg.mode == "superres" else "forecast", config=cfg,
+                       normalization=norm, interval=self.dt_tick)
+
+    def _new_checks(self) -> CheckSuite:
+        """The run's checks: the config's thresholds, a calibration where ``[checks] calibration`` names one."""
+        cfg = self.cfg
         calibrated = None
         if cfg.calibration and cfg.mode != "pure":
             from coupling.calibration import Calibration
             calibrated = Calibration.load(cfg.calibration).thresholds_for(
                 cfg, getattr(self.surrogate, "digest", None), source=f"[checks] calibration {cfg.calibration}")
-        self.checks = CheckSuite(disabled=cfg.disabled_checks, thresholds=cfg.thresholds, floors=cfg.floors,
-                                 k_mad=cfg.k_mad, window=cfg.window, calibrated=calibrated)
-        if cfg.mode == "leapfrog":
-            self.dt_tick = float(self.surrogate.lead_time)
-            ratio = cfg.output_interval / self.dt_tick
-            if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
-                raise ValueError(f"in leapfrog mode output_interval ({cfg.output_interval}) must be a multiple of "
-                                 f"the surrogate's lead time ({self.dt_tick})")
-            self.output_every = int(round(ratio))
-            self.history_length = int(getattr(self.surrogate, "history_length", 1))
-            if cfg.stretch < self.history_length - 1:
-                raise ValueError(f"stretch ({cfg.stretch}) must be >= history_length - 1 = {self.history_length - 1} "
-                                 "so the solver fills the surrogate's history")
-        else:
-            self.dt_tick = cfg.output_interval
-            self.output_every = 1
-            self.history_length = 1
-        self.n_ticks = int(round(cfg.t_end / self.dt_tick))
-        if cfg.mode != "pure" and (self.size > 1 or cfg.torch_threads):
-            self._set_torch_threads()
-
-    # ------------------------------------------------------------------------------------------
-    def _fit_surrogate(self) -> None:
-        cfg = self.cfg
-        if cfg.mode == "pure":
-            return
-        s = self.surrogate
-        if s is None:
-            raise ValueError(f"mode {cfg.mode!r} needs a surrogate")
-        if hasattr(s, "check_fits"):
-            s.check_fits(cfg.mode, cfg.n, factor=cfg.factor)
-        if cfg.mode == "superres":
-            if getattr(s, "factor", None) != cfg.factor:
-                raise ValueError(f"the surrogate super-resolves by {getattr(s, 'factor', None)}, the run asks for "
-                                 f"factor {cfg.factor}")
-        if cfg.mode == "leapfrog":
-            lead = getattr(s, "lead_time", None)
-            if not lead or not lead > 0:
-                raise ValueError("leapfrog needs a surrogate with a positive lead_time")
-        div = int(getattr(s, "grid_divisor", 1) or 1)
-        if cfg.n % div:
-            raise ValueError(f"the surrogate needs n divisible by {div}, got n = {cfg.n}")
+        return CheckSuite(disabled=cfg.disabled_checks, thresholds=cfg.thresholds, floors=cfg.floors,
+                          k_mad=cfg.k_mad, window=cfg.window, calibrated=calibrated)
 
     def _set_torch_threads(self) -> None:
         try:
@@ -303,7 +226,7 @@ class HybridSimulation:
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self, omega0=None) -> HybridResult:
-        """Integrate to t_end; resume from ``out`` if it holds a checkpoint of this config.
+        """Integrate to t_end; resume from ``out`` if it holds a run state of this config.
 
         Under MPI, an error on one rank ends the whole job (printed once, the communicator
         aborted): the other ranks would otherwise wait forever in the next collective."""
@@ -319,7 +242,7 @@ class HybridSimulation:
     def _run(self, omega0=None) -> HybridResult:
         from solver.mpi import local_part
         cfg = self.cfg
-        self.state = _State()
+        self.state = _State(suspension=Suspension(cfg.max_rejections, cfg.cooldown))
         self._wall0 = None
         if omega0 is None:
             omega0 = self.initial_field()
@@ -346,7 +269,7 @@ class HybridSimulation:
                 self._trust(omega0)
                 if cfg.mode == "leapfrog":
                     self._push_history(omega0, solver=True)
-            self._checkpoint_state(w_solver)
+            self._save_state(w_solver)
         else:
             w_local = local_part(resumed, self.sim)
         self._wall0 = time.perf_counter()
@@ -366,7 +289,7 @@ class HybridSimulation:
                 self._record_output(j // self.output_every, *out)
                 t0 = time.perf_counter()
                 solver_global = self._gather(w_local, self.sim)
-                self._checkpoint_state(solver_global)
+                self._save_state(solver_global)
                 self.state.timers.io += time.perf_counter() - t0
             if bar is not None:
                 bar.update(1)
@@ -384,14 +307,14 @@ class HybridSimulation:
         st.t_solver = t1
         coarse = self._gather(w_local, self.sim)
         decision = self._decide_call(j, "superres", coarse, t1, coarse=coarse)
-        if decision["source"] == "surrogate":
-            fine, std = decision.pop("_mean", None), decision.pop("_std", None)
+        if decision.accepted:
+            fine, std = self._take_prediction(decision)
             st.accepted_outputs += 1
             if (cfg.harvest_audit_every and self.harvest is not None and coarse_before is not None
                     and st.accepted_outputs % cfg.harvest_audit_every == 0):
                 # an audit: the fine solver's answer for an accepted call, so a harvest also learns
                 # where the checks let the model through (out of distribution: every call)
-                self._harvest_superres(coarse_before, t1, dict(decision, reason="audit"))
+                self._harvest_superres(coarse_before, t1, replace(decision, reason="audit"))
             if self.rank == 0:
                 st.previous_trusted, st.previous_trusted_tick = fine, j
             # re-anchor: a fine burst from the accepted field, restricted onto the coarse grid
@@ -406,21 +329,19 @@ class HybridSimulation:
                 else:
                     new_coarse = None
                 w_local = self._scatter(new_coarse, self.sim)
-                st.t_solver = t1 + cfg.reanchor_time
-                self._log(dict(decision, reanchored_to=st.t_solver))
-            else:
-                self._log(decision)
+                st.t_solver = decision.reanchored_to = t1 + cfg.reanchor_time
+            self._log(decision)
             return w_local, (fine, std, "surrogate")
         if self.rank == 0:
             fine = np.asarray(spectral_upsample(coarse, cfg.factor))
-            if decision.get("called") and self.harvest is not None and coarse_before is not None:
+            if decision.called and self.harvest is not None and coarse_before is not None:
                 self._harvest_superres(coarse_before, t1, decision)
         else:
             fine = None
         self._log(decision)
         return w_local, (fine, None, "interpolation")
 
-    def _harvest_superres(self, coarse_before, t1, decision):
+    def _harvest_superres(self, coarse_before, t1, decision: Decision):
         """The fine solver's answer at t1, from the interpolated coarse state one interval earlier."""
         from solver import NavierStokes2D
         if not hasattr(self, "_serial_fine"):
@@ -429,23 +350,10 @@ class HybridSimulation:
         fine0 = np.asarray(spectral_upsample(coarse_before, self.cfg.factor))
         answer = np.asarray(self._serial_fine.advance(fine0, self.dt_tick))
         self.state.timers.solver += time.perf_counter() - start
-        self.harvest.add(answer[None], reason=decision["reason"], call=decision["call"], time=t1,
-                         checks=decision.get("failed_checks", []))
+        self.harvest.add(answer[None], reason=decision.reason, call=decision.call, time=t1,
+                         checks=decision.failed_checks or [])
 
     # ---- leapfrog ---------------------------------------------------------------------------------
-    def tick_kind(self, j: int) -> str:
-        """'solver', 'jump' or 'relax' for tick j >= 1 (the schedule; a function of j alone)."""
-        cfg = self.cfg
-        if self.cfg.mode != "leapfrog":
-            return "solver"
-        i = j - 1 - cfg.warmup
-        if i < 0:
-            return "solver"
-        pos = i % (cfg.stretch + cfg.jumps + cfg.relax)
-        if pos < cfg.stretch:
-            return "solver"
-        return "jump" if pos < cfg.stretch + cfg.jumps else "relax"
-
     def _leapfrog_tick(self, j: int, w_local):
         st = self.state
         kind = self.tick_kind(j)
@@ -453,8 +361,8 @@ class HybridSimulation:
         if kind == "jump":
             history = np.stack(st.history[-self.history_length:]) if self.rank == 0 else None
             decision = self._decide_call(j, "forecast", history, t1)
-            if decision["source"] == "surrogate":
-                new, std = decision.pop("_mean", None), decision.pop("_std", None)
+            if decision.accepted:
+                new, std = self._take_prediction(decision)
                 w_local = self._scatter(new, self.sim)
                 if self.rank == 0:
                     self._push_history(new, solver=False)
@@ -465,9 +373,9 @@ class HybridSimulation:
         w_local = self._advance(self.sim, w_local, t0, t1)
         new = self._gather(w_local, self.sim)
         if self.rank == 0:
-            if kind == "jump" and decision.get("called") and self.harvest is not None:
-                self.harvest.add(np.concatenate([history, new[None]]), reason=decision["reason"],
-                                 call=decision["call"], time=t1, checks=decision.get("failed_checks", []))
+            if kind == "jump" and decision.called and self.harvest is not None:
+                self.harvest.add(np.concatenate([history, new[None]]), reason=decision.reason,
+                                 call=decision.call, time=t1, checks=decision.failed_checks or [])
             # the solver's own statistics feed the adaptive thresholds, but not while it relaxes a
             # surrogate state (nor on the first tick after one, nor in place of a rejected jump)
             self._solver_tick_done(new, record=kind == "solver" and bool(st.history_solver and st.history_solver[-1]))
@@ -514,17 +422,16 @@ class HybridSimulation:
                             coarse=coarse, recent_max=max(st.recent_max) if st.recent_max else None,
                             reference_spectrum=ref, forecast=self.cfg.mode == "leapfrog")
 
-    def _decide_call(self, j: int, task: str, inp, t1: float, coarse=None) -> dict:
+    def _decide_call(self, j: int, task: str, inp, t1: float, coarse=None) -> Decision:
         """Call the surrogate (collectively), check on rank 0, broadcast the decision.
 
-        Returns the decision dict on every rank; on rank 0 with ``_mean`` / ``_std`` when accepted.
+        The same decision on every rank; on rank 0 it carries the prediction where it was accepted.
         """
         cfg, st = self.cfg, self.state
-        base = {"tick": j, "time": t1, "task": task}
-        if j <= st.suspended_until:
-            st.counts["suspended"] = st.counts.get("suspended", 0) + 1
-            return dict(base, called=False, call=None, source="solver" if task == "forecast" else "interpolation",
-                        accepted=False, reason="suspended", checks=[])
+        if st.suspension.active(j):
+            decision = Decision.suspended(j, t1, task)
+            st.tally.add(decision)
+            return decision
         call = st.calls
         st.calls += 1
         outcome = call_surrogate(self.surrogate, task, inp, cfg.reynolds, ensemble=cfg.ensemble, call=call,
@@ -533,10 +440,10 @@ class HybridSimulation:
         if self.rank == 0:
             st.timers.surrogate += outcome.surrogate_s
             st.timers.comm += outcome.comm_s
-            decision = dict(base, called=True, call=call, wall={"surrogate_s": outcome.surrogate_s,
-                                                                "comm_s": outcome.comm_s})
+            decision = Decision(j, t1, task, called=True, call=call,
+                                wall={"surrogate_s": outcome.surrogate_s, "comm_s": outcome.comm_s})
             if outcome.error is not None:
-                decision.update(accepted=False, reason=outcome.reason, error=outcome.error, checks=[])
+                decision.reason, decision.error = outcome.reason, outcome.error
             else:
                 t0 = time.perf_counter()
                 pred = outcome.prediction
@@ -545,73 +452,65 @@ class HybridSimulation:
                 results = self.checks.evaluate(self._context(pred.mean, previous, pred.std, coarse))
                 checks_s = time.perf_counter() - t0
                 st.timers.checks += checks_s
-                failed = [r.name for r in results if not r.passed]
-                decision.update(accepted=not failed, reason=None if not failed else "check_failed",
-                                checks=[r.as_dict() for r in results], failed_checks=failed)
-                decision["wall"]["checks_s"] = checks_s
+                decision.failed_checks = [r.name for r in results if not r.passed]
+                decision.checks = [r.as_dict() for r in results]
+                decision.accepted = not decision.failed_checks
+                decision.reason = None if decision.accepted else "check_failed"
+                decision.wall["checks_s"] = checks_s
         decision = self._bcast(decision)
-        accepted = decision["accepted"]
-        decision["source"] = "surrogate" if accepted else ("solver" if task == "forecast" else "interpolation")
-        st.counts["accepted" if accepted else f"rejected_{decision['reason']}"] = \
-            st.counts.get("accepted" if accepted else f"rejected_{decision['reason']}", 0) + 1
-        if accepted:
-            st.streak = 0
-            if self.rank == 0:
-                decision["_mean"], decision["_std"] = outcome.prediction.mean, outcome.prediction.std
-        else:
-            st.streak += 1
-            if st.streak >= cfg.max_rejections:
-                st.suspended_until = j + cfg.cooldown
-                decision["suspended_until_tick"] = st.suspended_until
-                st.streak = 0
+        st.tally.add(decision)
+        decision.suspended_until_tick = st.suspension.record(j, decision.accepted)
+        if decision.accepted and self.rank == 0:
+            decision.prediction = outcome.prediction
         return decision
 
-    # ---- outputs, log, checkpoints --------------------------------------------------------------------
+    @staticmethod
+    def _take_prediction(decision: Decision):
+        """(mean, std) of an accepted decision's prediction on rank 0, (None, None) elsewhere; the
+        decision lets go of it (it is not logged)."""
+        pred, decision.prediction = decision.prediction, None
+        return (None, None) if pred is None else (pred.mean, pred.std)
+
+    # ---- outputs, log, run state ---------------------------------------------------------------------
     def _record_output(self, i: int, w, std, source: str) -> None:
         if self.rank != 0:
             return
         self.outputs[i] = (np.asarray(w, dtype=np.float64), None if std is None else np.asarray(std), source)
-        if self.out is not None:
+        if self.rundir is not None:
             t0 = time.perf_counter()
-            path = self.out / OUTPUTS_DIR / f"{i:06d}.npz"
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                arrays = {"field": self.outputs[i][0], "source": np.array(source)}
-                if std is not None:
-                    arrays["std"] = self.outputs[i][1]
-                np.savez(f, **arrays)
+            self.rundir.write_output(i, *self.outputs[i])
             self.state.timers.io += time.perf_counter() - t0
 
-    def _log(self, decision: dict) -> None:
+    def _log(self, decision: Decision) -> None:
         if self.rank != 0:
             return
-        entry = {k: v for k, v in decision.items() if not k.startswith("_")}
+        entry = decision.entry()
         self.decisions.append(entry)
         self.state.decisions += 1
-        if self.out is not None:
+        if self.rundir is not None:
             t0 = time.perf_counter()
-            with open(self.out / DECISIONS_FILE, "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            self.rundir.append_decision(entry)
             self.state.timers.io += time.perf_counter() - t0
 
-    def _checkpoint_state(self, solver_global) -> None:
-        if self.rank != 0 or self.out is None:
+    def _save_state(self, solver_global) -> None:
+        if self.rundir is None:
             return
         st = self.state
         if self.harvest is not None:
             self.harvest.flush()
         scalars = {k: getattr(st, k) for k in _SCALARS}
-        meta = dict(scalars, wall_s=self._elapsed(), config_hash=run_identity(self.cfg), model=self._model(),
-                    timers=st.timers.as_dict(), counts=st.counts, history_solver=st.history_solver,
+        meta = dict(scalars, streak=st.suspension.streak, suspended_until=st.suspension.until,
+                    wall_s=self._elapsed(), config_hash=run_identity(self.cfg), model=self._model(),
+                    timers=st.timers.as_dict(), counts=st.tally.to_json(), history_solver=st.history_solver,
                     recent_max=st.recent_max, samples=self.checks.state())
-        arrays = {"solver": np.asarray(solver_global), "meta": np.array(json.dumps(meta))}
+        arrays = {"solver": np.asarray(solver_global)}
         if st.history:
             arrays["history"] = np.stack(st.history)
         if st.spectra:
             arrays["spectra"] = np.stack(st.spectra)
         if st.previous_trusted is not None:
             arrays["previous_trusted"] = st.previous_trusted
-        with atomic_path(self.out / STATE_FILE) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        self.rundir.write_state(meta, arrays)
 
     def _model(self) -> dict | None:
         """The model a run state records: the surrogate's content digest (a FLEX checkpoint's) and
@@ -635,22 +534,17 @@ class HybridSimulation:
         return None
 
     def _resume(self):
-        """Load the last checkpoint of this config from ``out`` (all ranks); the solver state, or None."""
+        """Load the last run state of this config from ``out`` (all ranks); the solver state, or None."""
         if self.out is None:
             return None
         found = None
         if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            path = self.out / STATE_FILE
-            if path.is_file():
-                try:
-                    meta, arrays = _read_state(path)
-                    refusal = self._refusal(meta)
-                    found = ("error", refusal) if refusal else ("ok", meta, arrays)
-                except ValueError as exc:
-                    found = ("error", str(exc))
-            elif (self.out / DECISIONS_FILE).exists():
-                (self.out / DECISIONS_FILE).unlink()  # a log without a checkpoint: nothing to resume
+            try:
+                stored = self.rundir.read_state()
+                refusal = None if stored is None else self._refusal(stored[0])
+                found = None if stored is None else ("error", refusal) if refusal else ("ok", *stored)
+            except ValueError as exc:
+                found = ("error", str(exc))
         found = self._bcast(found)
         if found is None:
             return None
@@ -660,9 +554,10 @@ class HybridSimulation:
         st = self.state
         for k in _SCALARS:
             setattr(st, k, meta[k])
+        st.suspension.streak, st.suspension.until = int(meta["streak"]), int(meta["suspended_until"])
         st.timers = _Timers(**meta["timers"])
         st.wall_before = float(meta["wall_s"])
-        st.counts = dict(meta["counts"])
+        st.tally = Tally.from_json(meta["counts"])
         st.history_solver = list(meta["history_solver"])
         st.recent_max = list(meta["recent_max"])
         self.checks.load_state(meta["samples"])
@@ -670,17 +565,9 @@ class HybridSimulation:
         st.spectra = list(arrays["spectra"]) if "spectra" in arrays else []
         st.previous_trusted = arrays.get("previous_trusted")
         if self.rank == 0:
-            lines = (self.out / DECISIONS_FILE).read_text().splitlines() if (self.out / DECISIONS_FILE).exists() else []
-            lines = lines[:st.decisions]
-            write_text_atomic(self.out / DECISIONS_FILE, "".join(line + "\n" for line in lines))
-            self.decisions = [json.loads(line) for line in lines]
+            self.decisions = self.rundir.cut_log(st.decisions)
             for i in range(st.tick // self.output_every + 1):
-                path = self.out / OUTPUTS_DIR / f"{i:06d}.npz"
-                try:
-                    with np.load(path) as z:
-                        self.outputs[i] = (z["field"], z["std"] if "std" in z.files else None, str(z["source"]))
-                except _DAMAGE as exc:
-                    raise _damaged(path, exc) from None
+                self.outputs[i] = self.rundir.read_output(i)
             if self.progress:
                 print(f"resuming {self.out} at t = {st.tick * self.dt_tick:g} ({st.tick}/{self.n_ticks} ticks)",
                       flush=True)
@@ -701,9 +588,8 @@ class HybridSimulation:
                     unit="tick", dynamic_ncols=True)
 
     def _postfix(self) -> str:
-        c = self.state.counts
-        rejected = sum(v for k, v in c.items() if k.startswith("rejected"))
-        return f"accepted {c.get('accepted', 0)} rejected {rejected}" if self.cfg.mode != "pure" else ""
+        tally = self.state.tally
+        return f"accepted {tally.accepted} rejected {tally.n_rejected}" if self.cfg.mode != "pure" else ""
 
     def _result(self, wall: float) -> HybridResult:
         cfg, st = self.cfg, self.state
@@ -716,9 +602,9 @@ class HybridSimulation:
             "wall_s": wall,
             "time_s": st.timers.as_dict(),
             "calls": st.calls,
-            "accepted": st.counts.get("accepted", 0),
-            "rejected": {k[len("rejected_"):]: v for k, v in st.counts.items() if k.startswith("rejected_")},
-            "suspended_ticks": st.counts.get("suspended", 0),
+            "accepted": st.tally.accepted,
+            "rejected": dict(st.tally.rejected),
+            "suspended_ticks": st.tally.suspended,
         }
         summary["time_s"]["other"] = max(0.0, wall - sum(st.timers.as_dict().values()))
         if self.rank != 0:

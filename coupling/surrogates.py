@@ -353,15 +353,15 @@ class SolverSurrogate:
         return Prediction.from_members(np.repeat(self._state[None], len(ids), axis=0), keep=members is not None)
 
 
-def build_surrogate(config, *, checkpoint: str | None = None, omega0=None, comm=None):
-    """The surrogate a config names (FLEX from ``checkpoint`` or the config's, else the shipped model)."""
+def build_surrogate(config, *, omega0=None, comm=None):
+    """The surrogate a config names (FLEX from the config's checkpoint, else the shipped model); whether
+    it fits the run is :func:`check_fit`'s to say."""
     kind = config.surrogate
     if kind == "flex":
         device = _rank_device(config.device, comm)
-        sur = FlexSurrogate.from_checkpoint(checkpoint or config.checkpoint or None, device=device,
+        sur = FlexSurrogate.from_checkpoint(config.checkpoint or None, device=device,
                                             steps=config.sample_steps, ensemble=config.ensemble, seed=config.seed,
                                             allow_unverified=config.allow_unverified, precision=config.precision)
-        sur.check_fits(config.mode, config.n, factor=config.factor)
         return sur
     if kind in ("spectral", "bicubic"):
         return InterpolationSurrogate(config.factor, kind)
@@ -371,6 +371,24 @@ def build_surrogate(config, *, checkpoint: str | None = None, omega0=None, comm=
         return SolverSurrogate(config.n, config.solver_kwargs(), lead_time=config.lead_time or None,
                                factor=config.factor, omega0=omega0)
     raise ValueError(f"unknown surrogate {kind!r}")
+
+
+def check_fit(config, surrogate) -> None:
+    """Refuse, before any work, a surrogate that does not fit the run of ``config`` (a HybridConfig)."""
+    if surrogate is None:
+        raise ValueError(f"mode {config.mode!r} needs a surrogate")
+    if hasattr(surrogate, "check_fits"):
+        surrogate.check_fits(config.mode, config.n, factor=config.factor)
+    if config.mode == "superres" and getattr(surrogate, "factor", None) != config.factor:
+        raise ValueError(f"the surrogate super-resolves by {getattr(surrogate, 'factor', None)}, the run asks for "
+                         f"factor {config.factor}")
+    if config.mode == "leapfrog":
+        lead = getattr(surrogate, "lead_time", None)
+        if not lead or not lead > 0:
+            raise ValueError("leapfrog needs a surrogate with a positive lead_time")
+    div = int(getattr(surrogate, "grid_divisor", 1) or 1)
+    if config.n % div:
+        raise ValueError(f"the surrogate needs n divisible by {div}, got n = {config.n}")
 
 
 def _rank_device(device: str, comm) -> str:
