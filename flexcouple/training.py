@@ -269,8 +269,12 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
                 or stored.get("model") != config.model or stored.get("space", "residual") != config.space:
             raise ValueError(f"{out} holds a different model ({stored.get('model')}, {stored.get('tasks')}, "
                              f"{stored.get('space', 'residual')} space); resume with the same --model/--size/--task/--space")
-        if stored.get("image_size") != image_size:
-            raise ValueError(f"{out} was trained on {stored.get('image_size')}^2 crops, the data now gives "
+        # the fields this run trained on: its crop, else the data set's grid (the model's own image_size
+        # is the --init model's for a fine-tuned run, whatever the fine-tuning's crop)
+        data = stored.get("data") or {}
+        trained_on = data.get("crop") or (data.get("dataset") or {}).get("n") or stored.get("image_size")
+        if trained_on != image_size:
+            raise ValueError(f"{out} was trained on {trained_on}^2 crops, the data now gives "
                              f"{image_size}^2; resume with the run's --crop")
         state = ckpt.load_training_state(out)
         old = state["info"].get("train_config", {})

@@ -189,6 +189,21 @@ def test_cli_trains_on_a_generated_data_set(generated, tmp_path, capsys):
     assert "generate" in capsys.readouterr().err
 
 
+def test_a_fine_tuning_on_other_crops_than_its_init_model_resumes(generated, tmp_path):
+    """--init from a model trained on 16^2 crops, fine-tuned on 32^2 (the data's whole fields) and
+    continued with --resume: the run's own crop counts, not the one the --init model was built for."""
+    from flexcouple_cli import main
+
+    common = ["train", "--data", str(generated), "--task", "superres", "--batch-size", "2", "--val-every", "100",
+              "--no-progress", "--checkpoint-every", "2"]
+    assert main(common + ["--crop", "16", "--steps", "2", "--out", str(tmp_path / "a")]) == 0
+    tune = common + ["--crop", "32", "--init", str(tmp_path / "a"), "--out", str(tmp_path / "b")]
+    assert main(tune + ["--steps", "2"]) == 0
+    assert main(tune + ["--steps", "4", "--resume"]) == 0
+    assert ckpt.load_training_state(tmp_path / "b")["info"]["step"] == 4
+    assert main(tune + ["--steps", "6", "--resume", "--crop", "16", "--override"]) == 1  # another crop: refused
+
+
 def test_resume_takes_the_stored_settings_and_refuses_conflicting_flags(generated, tmp_path, capsys, monkeypatch):
     from flexcouple import training
     from flexcouple_cli import main
