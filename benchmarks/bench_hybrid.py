@@ -55,8 +55,9 @@ Resumable: each finished field's measurements are written (atomically) to ``--wo
 ``benchmarks/results/.work/<name>-<protocol key>/field_<seed>.json``); a rerun with the same protocol
 reuses them and measures only the missing fields (``--fresh`` discards them). Each field record keeps
 the load average it was measured under, so a field timed on a busy machine can be found and redone.
-The spun-up field and the truth (the costliest part: the solver at 2 n) are kept there too
-(``truth_<seed>.npz``); ``--truth-only`` computes just those, which need no quiet machine (the truth's
+The spun-up field and the truth (the costliest part: the solver at 2 n) are kept apart from the
+model's numbers, in ``benchmarks/results/.work/truths-<physics key>/truth_<seed>.npz`` (in ``--work``
+where it is given), so every model's run of one protocol shares them; ``--truth-only`` computes just those, which need no quiet machine (the truth's
 cost is reported, not compared), so the timed part can run alone afterwards.
 
     .venv/bin/python benchmarks/bench_hybrid.py --quick          # minutes: the CI smoke test
@@ -111,6 +112,7 @@ def parse(argv=None):
                    "speedups' 95%% intervals (default 2000)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="FLEX's arithmetic (bfloat16: autocast; fast on CPUs with AMX or AVX512-BF16)")
+    p.add_argument("--steps", type=int, default=2, help="FLEX's DDIM sampling steps per call (default 2)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for FLEX (default 1: one core, as the solver's one FFT thread)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -127,6 +129,8 @@ def parse(argv=None):
         p.error("need --fields >= 1, --t-end > 0, --spinup >= 0 and --n a multiple of 8, at least 16")
     if args.calibration and not Path(args.calibration).is_file():
         p.error(f"--calibration {args.calibration} is not a file: write one with `flexcouple calibrate`")
+    if args.steps < 1:
+        p.error(f"--steps must be >= 1, got {args.steps}")
     if args.bootstrap < 0:
         p.error(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.factor < 2 or args.n % args.factor:
@@ -182,6 +186,16 @@ def protocol_key(args, checkpoint: str) -> str:
         what.append(hashlib.sha256(Path(args.calibration).read_bytes()).hexdigest())
     if args.precision != "float32":
         what.append(args.precision)
+    if args.steps != 2:
+        what.append(f"steps={args.steps}")
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
+
+
+def truth_key(args, base: HybridConfig) -> str:
+    """What the spun-up fields and truths depend on (the physics and the protocol's times, no model):
+    every model's run of one protocol shares them."""
+    what = [args.n, args.t_end, args.spinup, base.reynolds, base.output_interval, base.backend,
+            sorted((k, str(v)) for k, v in base.solver_kwargs().items())]
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
 
 
@@ -214,9 +228,9 @@ def hybrid_config(base, args, method: str):
     return base.replace(mode=mode, ensemble=args.ensemble if mode == "superres" else 1, **extra)
 
 
-def measure_field(base, args, seed, surrogate, times, methods, work: Path, record: dict | None = None) -> dict:
+def measure_field(base, args, seed, surrogate, times, methods, truths: Path, record: dict | None = None) -> dict:
     """The methods on one initial field: {method: record}; those already in ``record`` are kept."""
-    omega0, truth, truth_record = field_and_truth(base, args, seed, work)
+    omega0, truth, truth_record = field_and_truth(base, args, seed, truths)
     out = dict(record) if record else {"loadavg_start": list(os.getloadavg()), f"truth_{2 * args.n}": truth_record}
     for g in args.grids:
         if f"pure_{g}" in out:
@@ -247,21 +261,24 @@ def main(argv=None) -> int:
     args = parse(argv)
     info = provenance()
     base = base_config(args)
-    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=2, precision=args.precision)
+    surrogate = FlexSurrogate.from_checkpoint(args.checkpoint, steps=args.steps, precision=args.precision)
     times = np.asarray(base.output_times())
     methods = [f"pure_{g}" for g in args.grids] + list(args.modes)
     if args.unguarded:
         methods += [m + UNGUARDED for m in args.modes]
     per_field = {m: [] for m in methods + [f"truth_{2 * args.n}"]}
     work = args.work or args.out / ".work" / f"{args.name}-{protocol_key(args, surrogate.source)}"
+    # the truths, shared by every model's run of this protocol (with --work: kept in that folder)
+    truths = args.work or args.out / ".work" / f"truths-{truth_key(args, base)}"
     if args.fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    truths.mkdir(parents=True, exist_ok=True)
     if args.truth_only:
         for i in range(args.fields):
             print(f"field {i + 1}/{args.fields} (seed {5000 + i}): spin-up and truth at {2 * args.n}^2 ...", flush=True)
-            field_and_truth(base, args, 5000 + i, work)
-        print(f"truths kept in {work}; rerun without --truth-only on a quiet machine to time the methods")
+            field_and_truth(base, args, 5000 + i, truths)
+        print(f"truths kept in {truths}; rerun without --truth-only on a quiet machine to time the methods")
         return 0
     # the solver's first use in a process loads its compiled kernels (about 1 s): not a cost of any method
     from solver import NavierStokes2D, random_field
@@ -278,7 +295,7 @@ def main(argv=None) -> int:
         else:
             print(f"{head} measured earlier but for {', '.join(missing)} ..." if record else
                   f"{head} spin-up, truth at {2 * args.n}^2, {len(methods)} methods ...", flush=True)
-            record = measure_field(base, args, seed, surrogate, times, methods, work, record)
+            record = measure_field(base, args, seed, surrogate, times, methods, truths, record)
             write_result(work, cached.stem, record)
         field_loads.append({"seed": seed, "loadavg_start": record["loadavg_start"], "loadavg_end": record["loadavg_end"]})
         for m in per_field:
@@ -297,7 +314,7 @@ def main(argv=None) -> int:
                      "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
                      "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
                      "modes": list(args.modes), "calibration": args.calibration or None,
-                     "precision": args.precision,
+                     "precision": args.precision, "steps": args.steps,
                      "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},
         "speedup": rows[best]["speedup_both"], "speedup_95": intervals.get(best, {}).get("speedup_both"),
         "best_hybrid": best, "bootstrap_resamples": args.bootstrap,

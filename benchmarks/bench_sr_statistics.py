@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coupling.config import PRECISIONS
 from coupling.report import statistics_spectrum_error
 from coupling.surrogates import FlexSurrogate
 from flexcouple.data.coarsen import spectral_resample
@@ -44,6 +45,8 @@ def parse(argv=None):
     p.add_argument("--split", default="valid")
     p.add_argument("--checkpoint", nargs="+", required=True, help="super-resolution checkpoints to compare")
     p.add_argument("--steps", type=int, default=2, help="DDIM sampling steps (as in the run)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="FLEX's arithmetic (as [surrogate] precision in a run)")
     p.add_argument("--max-trajectories", type=int, default=None)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--name", default="sr_statistics")
@@ -86,7 +89,8 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.torch_threads)
     from flexcouple.data.datasets import SuperResDataset
-    models = {ck: FlexSurrogate.from_checkpoint(ck, steps=args.steps) for ck in args.checkpoint}
+    models = {ck: FlexSurrogate.from_checkpoint(ck, steps=args.steps, precision=args.precision)
+              for ck in args.checkpoint}
     factors = {sur.factor for sur in models.values()}
     for ck, sur in models.items():
         if sur.factor is None or sur.upsample != "spectral" or len(factors) > 1:
@@ -121,7 +125,7 @@ def main(argv=None) -> int:
         print(f"{m:44s} {s['statistics_error_mean']:.4f}  " + "  ".join(f"{v:7.3f}" for v in s["bands_mean"].values()))
     path = write_result(args.out, args.name, {
         "benchmark": "sr_statistics", **finish(info), "data": str(args.data), "split": args.split,
-        "steps": args.steps, "summary": summary, "trajectories": rows})
+        "steps": args.steps, "precision": args.precision, "summary": summary, "trajectories": rows})
     print(f"wrote {path}")
     return 0
 

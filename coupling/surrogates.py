@@ -137,7 +137,8 @@ class FlexSurrogate:
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         # bfloat16: the network under autocast (convolutions and matmuls in bf16, the sampler's
         # arithmetic and the output in float32); a 2-step c16 call at 256^2 measured 1.57x faster on
-        # this machine's AMX cores, deviating from float32 by 1.9% of the residual's rms
+        # an Intel CPU with AMX, deviating from float32 by 1.9% of the residual's rms, but 7-8x slower
+        # on an AMD EPYC without AVX512-BF16 (bf16 emulated): float32 stays the default
         self.precision = precision
         # members per network call: on CPUs a batch of K members measured slower than K single calls
         # (benchmarks/results/coupling_overhead.json), so one at a time; on GPUs all at once

@@ -24,6 +24,17 @@ def test_equal_accuracy_cost_interpolates_log_linearly_and_marks_bounds():
     assert bound == "=" and math.isclose(cost, 2.0)
 
 
+def test_the_truths_are_shared_by_every_model_and_sampling_of_a_protocol(tmp_path):
+    a = bench.parse(["--quick", "--checkpoint", str(tmp_path / "one")])
+    b = bench.parse(["--quick", "--checkpoint", str(tmp_path / "two"), "--steps", "1"])
+    assert bench.protocol_key(a, a.checkpoint) != bench.protocol_key(b, b.checkpoint)
+    assert bench.truth_key(a, bench.base_config(a)) == bench.truth_key(b, bench.base_config(b))
+    c = bench.parse(["--n", "64", "--t-end", "3"])
+    assert bench.truth_key(c, bench.base_config(c)) != bench.truth_key(a, bench.base_config(a))
+    with pytest.raises(SystemExit):
+        bench.parse(["--quick", "--steps", "0"])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (default_checkpoint() / "model.safetensors").exists(),
                     reason=f"the shipped model is missing at {default_checkpoint()}")
@@ -31,11 +42,11 @@ def test_quick_mode_writes_the_json_and_the_figure_and_resumes(tmp_path, capsys)
     # the truth pass alone keeps the spun-up field and the truth, times nothing and writes no result
     assert bench.main(["--quick", "--out", str(tmp_path), "--truth-only"]) == 0
     assert not (tmp_path / "hybrid.json").exists()
-    truths = list((tmp_path / ".work").glob("*/truth_5000.npz"))
+    truths = list((tmp_path / ".work").glob("truths-*/truth_5000.npz"))
     assert len(truths) == 1
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "hybrid.json").read_text())
-    assert Path(result["work"]) == truths[0].parent and (truths[0].parent / "field_5000.json").exists()
+    assert (Path(result["work"]) / "field_5000.json").exists() and Path(result["work"]) != truths[0].parent
     assert result["rows"]["truth_128"]["cost"] > 0
     assert result["speedup"] > 0 and result["best_hybrid"] in ("superres", "leapfrog")
     for key in ("command", "machine", "date", "protocol"):
