@@ -16,13 +16,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from solver.io import write_text_atomic
+from solver.provenance import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("numpy", "scipy", "pyfftw", "torch", "mpi4py", "h5py", "cupy-cuda12x")
@@ -38,15 +38,16 @@ def _versions() -> dict:
     return out
 
 
-def _commit() -> str | None:
+def _cpu() -> dict:
+    """The CPU's model name and whether it has bf16 units (AMX or AVX512-BF16: FLEX's bfloat16 speed
+    depends on them), from /proc/cpuinfo where there is one."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (sha + ("-dirty" if dirty else "")) or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), None)
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return {"cpu": model, "bf16_units": bool(flags & {"amx_bf16", "avx512_bf16"})}
 
 
 def _gpu() -> str | None:
@@ -64,9 +65,9 @@ def provenance() -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "gpu": _gpu(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
-                    "loadavg_start": list(os.getloadavg())},
+                    **_cpu(), "loadavg_start": list(os.getloadavg())},
         "versions": _versions(),
-        "commit": _commit(),
+        "commit": git_commit(short=True),
         "_started": time.perf_counter(),
     }
 

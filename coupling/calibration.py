@@ -302,8 +302,8 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, margin: floa
                                     "rejection_rate": rejected / len(called) if called else None, "caught_by": caught,
                                     "reasons": reasons, "case": [float(re_), int(seed)]}
             log(f"adversary {how}: {rejected} of {len(called)} calls rejected")
-    from flexcouple.data.generate import git_commit
-    cal.provenance = {"command": " ".join(["flexcouple", *sys.argv[1:]]), "git_commit": git_commit(),
+    from solver.provenance import git_commit
+    cal.provenance = {"command": " ".join(["flexcouple", *sys.argv[1:]]), "git_commit": git_commit() or "unknown",
                       "wall_s": round(time.perf_counter() - t0, 1),
                       "checkpoint": str(getattr(surrogate, "source", "") or cfg.checkpoint or "")}
     return cal

@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "flex-c16-superres256x2)")
     p.add_argument("--calibration", help="calibration.json of its checks (default: the one in the checkpoint's "
                    "folder, if any; otherwise the checks' default thresholds)")
+    p.add_argument("--steps", type=int, default=None, help="the x2 model's DDIM sampling steps per call (default: "
+                   "the steps its calibration was made with, else 2)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="the x2 model's arithmetic (bfloat16: autocast, fast on CPUs with AMX or AVX512-BF16)")
     p.add_argument("--x4-checkpoint", help="the FLEX of table 2, superres x4 and leapfrog (default: the shipped "
@@ -82,7 +84,7 @@ TABLES = {1: "table 1, the chosen regime: super-resolution x2 from 128^2 with th
 
 def demo_configs(t_end: float, ensemble: int, checkpoint: str = "", *, calibration: str = "",
                  x4_checkpoint: str = "", spinup: float = 5.0, warmup: int = 2,
-                 precision: str = "float32") -> dict[str, HybridConfig]:
+                 precision: str = "float32", steps: int = 2) -> dict[str, HybridConfig]:
     """The runs of the demo (same physics, initial field and output times), by :data:`RUNS` name."""
     base = HybridConfig(name="demo", n=N, factor=4, reynolds=1000.0, forcing="kolmogorov", forcing_wavenumber=4,
                         drag=0.1, t_end=t_end, output_interval=0.5, spinup=spinup, init_seed=1234, backend="pyfftw",
@@ -90,7 +92,7 @@ def demo_configs(t_end: float, ensemble: int, checkpoint: str = "", *, calibrati
     return {
         "pure": base.replace(mode="pure"),
         "superres_x2": base.replace(mode="superres", factor=2, checkpoint=checkpoint, calibration=calibration,
-                                    precision=precision),
+                                    precision=precision, sample_steps=steps),
         "pure_192": base.replace(mode="pure", n=192, spinup=0.0),
         "coarse_128": base.replace(mode="pure", n=128, spinup=0.0),
         "superres_x4": base.replace(mode="superres", ensemble=ensemble),
@@ -100,6 +102,7 @@ def demo_configs(t_end: float, ensemble: int, checkpoint: str = "", *, calibrati
 
 
 def run_hybrid_demo(args) -> int:
+    from coupling.calibration import Calibration
     from coupling.hybrid import HybridSimulation
     from coupling.report import accuracy, format_table, write_trajectory
     from coupling.surrogates import SUPERRES_X2_MODEL, FlexSurrogate, default_checkpoint, model_calibration, shipped_model
@@ -112,14 +115,15 @@ def run_hybrid_demo(args) -> int:
     x4 = str(args.x4_checkpoint or default_checkpoint())
     calibration = args.calibration if args.calibration is not None else str(model_calibration(x2) or "")
     # --quick: a short spin-up, and one warm-up tick so that leapfrog jumps once by t = 1.5
+    steps = args.steps or (Calibration.load(calibration).regime["sample_steps"] if calibration else 2)
     cfgs = demo_configs(t_end, args.ensemble, x2, calibration=calibration, x4_checkpoint=x4,
                         spinup=1.0 if args.quick else 5.0, warmup=1 if args.quick else 2,
-                        precision=args.precision)
+                        precision=args.precision, steps=steps)
     for cfg in cfgs.values():
         cfg.validate()
     init_path = out / f"initial_field_spinup{cfgs['pure'].spinup:g}.npy"
     check_outputs(out, [init_path, out / "demo.json"] + [out / f for f in FIGURES], list(cfgs))
-    surrogates = {"superres_x2": FlexSurrogate.from_checkpoint(x2, steps=2, seed=0, precision=args.precision)}
+    surrogates = {"superres_x2": FlexSurrogate.from_checkpoint(x2, steps=steps, seed=0, precision=args.precision)}
     surrogates["superres_x4"] = surrogates["leapfrog"] = FlexSurrogate.from_checkpoint(x4, steps=2, seed=0)
     out.mkdir(parents=True, exist_ok=True)
     print(f"hybrid demo: Kolmogorov flow, Re = 1000 (unseen in training), n = {N}, t = 0..{t_end:g}; "
@@ -156,7 +160,7 @@ def run_hybrid_demo(args) -> int:
     fine_fields = {name: (results[name].fields if cfgs[name].n == N else
                           np.stack([np.asarray(spectral_resample(f, (N, N))) for f in results[name].fields]))
                    for name in RUNS if name != "pure"}
-    report = {"t_end": t_end, "reynolds": 1000.0, "n": N, "models": {"x2": x2, "x4": x4},
+    report = {"t_end": t_end, "reynolds": 1000.0, "n": N, "models": {"x2": x2, "x4": x4}, "x2_steps": steps,
               "calibration": calibration or None, "tables": {str(k): v for k, v in TABLES.items()},
               "runs": {"pure": {"table": 0, "label": RUNS["pure"][1], "summary": pure.summary, "n": N}}}
     for name in fine_fields:

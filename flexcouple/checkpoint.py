@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,16 +55,9 @@ REQUIRED = ("model", "size", "tasks", "image_size", "cond_snapshots", "normaliza
 
 def code_version() -> str:
     """Package version, plus the git commit (and "-dirty") when run from a checkout."""
-    version = flexcouple.__version__
-    root = Path(flexcouple.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    return f"{version}+g{commit}{'-dirty' if dirty else ''}" if commit else version
+    from solver.provenance import git_commit
+    commit = git_commit(short=True)
+    return f"{flexcouple.__version__}+g{commit}" if commit else flexcouple.__version__
 
 
 def _sha256(path: Path) -> str:

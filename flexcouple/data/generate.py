@@ -20,7 +20,6 @@ import datetime as _dt
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -174,18 +173,9 @@ def load_checkpoint(path: Path, cfg: DataConfig, lazy: bool = False):
 
 # ---- provenance ------------------------------------------------------------------------------
 def git_commit() -> str:
-    """The source tree's commit (with '-dirty' when it has local changes), or 'unknown'."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        if not sha:
-            return "unknown"
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """The source tree's commit as a data set records it (with '-dirty'), or 'unknown'."""
+    from solver.provenance import git_commit as commit
+    return commit() or "unknown"
 
 
 def _versions() -> dict:
