@@ -89,6 +89,7 @@ from flexcouple.evaluation.metrics import (decorrelation_time,  # noqa: E402
                                            pearson, velocity_from_vorticity)
 from provenance import finish, provenance, write_result  # noqa: E402
 from solver.io import atomic_path  # noqa: E402
+from solver.provenance import digest  # noqa: E402
 
 THRESHOLD = 0.95
 
@@ -188,7 +189,7 @@ def protocol_key(args, checkpoint: str) -> str:
         what.append(args.precision)
     if args.steps != 2:
         what.append(f"steps={args.steps}")
-    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
+    return digest(what, length=12)
 
 
 def truth_key(args, base: HybridConfig) -> str:
@@ -196,7 +197,7 @@ def truth_key(args, base: HybridConfig) -> str:
     every model's run of one protocol shares them."""
     what = [args.n, args.t_end, args.spinup, base.reynolds, base.output_interval, base.backend,
             sorted((k, str(v)) for k, v in base.solver_kwargs().items())]
-    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:12]
+    return digest(what, length=12)
 
 
 def field_and_truth(base, args, seed, work: Path):

@@ -24,7 +24,6 @@ time (a "tick"); ``stretch``, ``relax`` and ``cooldown`` count ticks there, outp
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import tomllib
@@ -283,7 +282,8 @@ class HybridConfig:
         for key in HASHED_WHEN_SET:
             if d[key] == getattr(defaults, key):
                 d.pop(key)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        from solver.provenance import digest
+        return digest(d, length=16)
 
     def replace(self, **changes) -> "HybridConfig":
         return dataclasses.replace(self, **changes)

@@ -119,8 +119,8 @@ def _load_tensors(path: Path, expected_sha256: str | None) -> dict[str, torch.Te
 def config_digest(config: dict) -> str:
     """SHA-256 of the canonical JSON (sorted keys, no spaces) of ``config`` without its own hash."""
     body = {k: v for k, v in config.items() if k != CONFIG_HASH}
-    text = json.dumps(json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    from solver.provenance import digest
+    return digest(json.loads(json.dumps(body)), compact=True)
 
 
 def _write_config(path: Path, config: dict) -> None:

@@ -1,7 +1,9 @@
-"""Where a result came from: the source tree's git commit, one definition for every writer (data sets,
-checkpoints, calibrations, benchmarks)."""
+"""Where a result came from and what it is: the source tree's git commit and the canonical digest of a
+config, one definition each for every writer (data sets, checkpoints, runs, calibrations, benchmarks)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -21,3 +23,12 @@ def git_commit(short: bool = False) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("-dirty" if dirty else "")
+
+
+def digest(obj, *, compact: bool = False, length: int | None = None, default=None) -> str:
+    """SHA-256 (hex, its first ``length`` characters if given) of ``obj`` as canonical JSON: sorted
+    keys, ASCII, and ``compact`` separators (no spaces) where asked; ``default`` as for json.dumps.
+    Every identity in the project (data-set configs, checkpoint configs, hybrid runs, evaluation
+    shards, benchmark protocols) is one of these, so two writers never hash one thing two ways."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":") if compact else None, default=default)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import hashlib
 import json
 import math
 import re
@@ -208,8 +207,8 @@ class DataConfig:
             d.pop("coarse_solver_factors"), d.pop("coarse_solver_horizon")
         for o in d["ood"]:
             o.pop("description", None)
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        from solver.provenance import digest
+        return digest(d, compact=True)
 
     def replace(self, **changes) -> "DataConfig":
         new = copy.deepcopy(self)

@@ -682,15 +682,14 @@ def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labe
 def _shard_key(pred: Predictor, plan: SplitPlan, opts: Options, planned: dict) -> str:
     """Everything that changes a shard's records: the model (its config holds the weights' hash),
     the data, the split's samples and the sampling settings."""
-    import hashlib
-    import json
     blob = {"model": pred.config if pred.kind == "checkpoint" else pred.source, "label": pred.label,
             "split": plan.name, "observable": plan.observable, "indices": plan.indices,
             "data": planned["root"], "data_identity": planned["data_identity"], "data_norm": planned["data_norm"], "pipeline": planned["pipeline"],
             "obs_norms": planned["obs_norms"], "train": planned["train"].to_dict(),
             "opts": {k: getattr(opts, k) for k in ("task", "steps", "ensemble", "batch_size", "horizon", "feed",
                                                    "seed")}}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+    from solver.provenance import digest
+    return digest(blob, default=str)
 
 
 CONVENTIONS = {
