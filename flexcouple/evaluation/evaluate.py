@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -39,155 +38,12 @@ from solver.io import write_text_atomic
 
 from flexcouple.evaluation import report
 from flexcouple.evaluation import sources
-from flexcouple.evaluation.metrics import as_numpy, resolved_band, velocity_from_vorticity
+from flexcouple.evaluation.metrics import velocity_from_vorticity
+from flexcouple.evaluation.predictors import BASELINES, Predictor, _unique_labels, load_predictor  # noqa: F401
 from flexcouple.evaluation.rollout import rollout, sample_fields
+from flexcouple.evaluation.world import World
 
-BASELINES = {"bicubic": "superres", "spectral": "superres", "persistence": "forecast"}
 TASKS = ("superres", "forecast")
-
-
-# ------------------------------------------------------------------------------------- predictors
-@dataclass
-class Predictor:
-    """A model (or baseline) with its normalisation and what it was trained for."""
-
-    label: str
-    model: object
-    kind: str  # "checkpoint" | "baseline"
-    tasks: tuple[str, ...]
-    config: dict = field(default_factory=dict)
-    source: str = ""
-
-    @property
-    def normalization(self) -> dict | None:
-        return self.config.get("normalization")
-
-    @property
-    def cond_snapshots(self) -> int:
-        return int(self.config.get("cond_snapshots", 2))
-
-    def describe(self) -> dict:
-        keys = ("model", "size", "tasks", "image_size", "cond_snapshots", "space", "normalization", "code_version")
-        d = {"label": self.label, "kind": self.kind, "source": self.source}
-        d.update({k: self.config[k] for k in keys if k in self.config})
-        if self.kind == "checkpoint":
-            d["parameters"] = int(sum(p.numel() for p in self.model.parameters()))
-            data = self.config.get("data") or {}
-            d["data"] = {k: data[k] for k in ("root", "crop", "splits", "superres_options", "forecast_options")
-                         if k in data}
-        return d
-
-    def training_options(self, task: str) -> dict:
-        """How the checkpoint's training data were made (``flexcouple train`` records the data set's
-        ``factor`` / ``coarsen_method`` or ``past`` / ``lead`` under data.<task>_options)."""
-        data = self.config.get("data") or {}
-        opts = dict(data.get(f"{task}_options") or {})
-        for key in ("factor", "coarsen_method", "lead"):  # flatter configs written by hand
-            if key not in opts and data.get(key) is not None:
-                opts[key] = data[key]
-        return opts
-
-    def training_factor(self) -> int | None:
-        """The super-resolution factor the checkpoint was trained with, when its config records it."""
-        f = self.training_options("superres").get("factor")
-        return None if f is None else int(f)
-
-    def divisor(self) -> int:
-        backbone = getattr(self.model, "backbone", None)
-        return int(getattr(backbone, "divisor", 1))
-
-
-def load_predictor(spec: str, task: str, *, device: str = "cpu", label: str | None = None,
-                   cond_snapshots: int = 2, allow_unverified: bool = False) -> Predictor:
-    """A checkpoint directory or a baseline name -> Predictor (refuses a model without ``task``)."""
-    if spec in BASELINES:
-        from flexcouple.models import build_model
-        if BASELINES[spec] != task:
-            raise ValueError(f"the {spec} baseline does {BASELINES[spec]}, not {task}; use "
-                             f"{' or '.join(b for b, t in BASELINES.items() if t == task)} for --task {task}")
-        model = build_model(spec, tasks=(task,), cond_snapshots=cond_snapshots)
-        return Predictor(label or spec, model, "baseline", (task,), dict(model.config), spec)
-    path = Path(spec)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {spec} does not exist (give a checkpoint directory written by "
-                                f"'flexcouple train', or one of the baselines {', '.join(BASELINES)})")
-    from flexcouple.checkpoint import load_checkpoint
-    model, config = load_checkpoint(path, device=device, allow_unverified=allow_unverified)
-    model.eval()
-    tasks = tuple(config.get("tasks", ()))
-    if task not in tasks:
-        raise ValueError(f"checkpoint {spec} was trained for {', '.join(tasks) or 'no task'}, not {task}; "
-                         f"evaluate it with --task {tasks[0] if tasks else '...'} or pick another checkpoint")
-    if not config.get("normalization"):
-        raise ValueError(f"checkpoint {spec} has no normalization in its config; it cannot be evaluated")
-    return Predictor(label or path.name, model, "checkpoint", tasks, config, str(path))
-
-
-def _unique_labels(specs: list[str], labels: list[str] | None) -> list[str]:
-    if labels:
-        if len(labels) != len(specs):
-            raise ValueError(f"{len(labels)} --label values for {len(specs)} checkpoints; give one per checkpoint")
-        out = list(labels)
-    else:
-        out = [s if s in BASELINES else Path(s).name or s for s in specs]
-    seen: dict[str, int] = {}
-    for i, name in enumerate(out):
-        if name in seen:
-            seen[name] += 1
-            out[i] = f"{name}-{seen[name]}"
-        else:
-            seen[name] = 1
-    return out
-
-
-# ---------------------------------------------------------------------------------- parallelism
-class World:
-    """Rank and size of a data-parallel evaluation; gathers picklable objects to rank 0."""
-
-    def __init__(self):
-        self.rank, self.size, self._comm, self._dist, self._owns_group = 0, 1, None, None, False
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun
-            import torch.distributed as dist
-            if not dist.is_initialized():
-                dist.init_process_group("gloo")
-                self._owns_group = True
-            self.rank, self.size, self._dist = dist.get_rank(), dist.get_world_size(), dist
-        else:  # mpiexec (MPICH, Open MPI or a PMIx launcher): the solver's one launcher detection
-            from solver.mpi import world_comm
-            self._comm = world_comm()
-            if self._comm is not None:
-                self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        """Tear down the process group this world created. After a clean run every rank first waits
-        for rank 0 (still writing the report): a rank that left with the gloo group alive could die in
-        its destructor at interpreter exit (SIGABRT, "terminate called without an active exception")."""
-        if self._owns_group and self._dist.is_initialized():
-            if exc_type is None:
-                self._dist.barrier()
-            self._dist.destroy_process_group()
-        return False
-
-    def gather(self, obj) -> list | None:
-        if self.size == 1:
-            return [obj]
-        if self._dist is not None:
-            out = [None] * self.size if self.rank == 0 else None
-            self._dist.gather_object(obj, out, dst=0)
-            return out
-        return self._comm.gather(obj, root=0)
-
-    def bcast(self, obj):
-        if self.size == 1:
-            return obj
-        if self._dist is not None:
-            box = [obj]
-            self._dist.broadcast_object_list(box, src=0)
-            return box[0]
-        return self._comm.bcast(obj, root=0)
 
 
 # --------------------------------------------------------------------------------------- data
@@ -565,7 +421,6 @@ def _evaluate(world: World, specs, data, task, out: Path, *, opts: Options, labe
         raise FileExistsError(f"{out}/metrics.json exists; pass --overwrite to replace it or choose another --out")
     started = time.perf_counter()
     names = _unique_labels(list(specs), labels)
-    checkpoints = [s for s in specs if s not in BASELINES]
     preds = [load_predictor(s, task, device=opts.device, label=n, allow_unverified=opts.allow_unverified)
              for s, n in zip(specs, names) if s not in BASELINES]
     pasts = {p.cond_snapshots for p in preds}
