@@ -2,14 +2,14 @@
 
 Work plan: every (split, parameter set, trajectory) is one task. A task integrates the solver from a
 random initial vorticity (seed from the split and the trajectory index) through the spin-up and
-records ``snapshots`` fields ``interval`` apart. Finished tasks are checkpointed atomically in
+records ``snapshots`` fields ``interval`` apart. Finished trajectories are kept (written atomically) in
 ``<out>/.work/<split>/<file stem>/traj_XXXX.npz``; when all trajectories of a parameter set exist they
 are merged into ``<out>/data/<split>/<file stem>.hdf5`` (written under a temporary name, renamed) and
-the checkpoints are deleted. Re-running the same command therefore skips finished files and
+the trajectory files are deleted. Re-running the same command therefore skips finished files and
 finished trajectories; ``kill -9`` loses at most the trajectories being integrated.
 
 Under MPI (``mpiexec -n P flexcouple generate ...``) tasks are dealt round-robin to the ranks, each
-rank checkpoints its own trajectories, and rank 0 merges after a barrier (h5py from PyPI has no
+rank keeps its own finished trajectories, and rank 0 merges after a barrier (h5py from PyPI has no
 parallel HDF5). ``--slab`` instead runs every trajectory on all ranks with the solver's slab
 decomposition (``comm=``) and rank 0 gathers and writes: useful when one field is too large for a rank.
 """
@@ -23,7 +23,6 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,142 +32,14 @@ from solver import io
 from solver.mpi import CollectiveError, agree, agreed, world_comm
 from solver.paths import check_readable, check_writable
 from flexcouple.data.config import (
-    COARSEN_METHODS, SPLITS, Case, DataConfig, OODSet, load_config, load_preset, preset_names, to_toml,
+    COARSEN_METHODS, SPLITS, DataConfig, OODSet, load_config, load_preset, preset_names, to_toml,
+)
+from flexcouple.data.simulate import UnderResolvedWarning, cutoff_shell, simulate_trajectory  # noqa: F401
+from flexcouple.data.workplan import (
+    PROVENANCE_KEYS, WORK_DIR, Task, data_path, load_trajectory, plan, save_trajectory, trajectory_path,
 )
 
-WORK_DIR = ".work"
 CONFIG_FILE = "config.toml"
-
-
-class UnderResolvedWarning(UserWarning):
-    """E(k) at the dealiasing cutoff is not negligible against its peak: the grid is too coarse."""
-
-
-@dataclass(frozen=True)
-class Task:
-    split: str
-    case: Case
-    index: int
-    seed: int
-
-
-# ---- one trajectory --------------------------------------------------------------------------
-def cutoff_shell(n: int, dealias: bool) -> int:
-    """Largest wavenumber shell fully inside the kept modes: |k| < n/3 (2/3 rule) or n/2."""
-    cutoff = n / 3.0 if dealias else n / 2.0
-    return int(np.ceil(cutoff)) - 1
-
-
-def resolution_ratio(sim, omega, n: int, dealias: bool) -> float:
-    """E(k_cutoff) / max_k E(k) of one field (the resolution check recorded in every file)."""
-    k, e = sim.spectrum(omega)
-    kc = cutoff_shell(n, dealias)
-    peak = float(np.max(e))
-    return float(e[kc] / peak) if peak > 0 else 0.0
-
-
-def simulate_trajectory(cfg: DataConfig, case: Case, seed: int, comm=None) -> dict | None:
-    """Integrate one trajectory. Returns the checkpoint dict (on rank 0 of ``comm``; None elsewhere)."""
-    from solver import NavierStokes2D, SolverBlowUp, random_field
-    from solver.mpi import local_part
-
-    n = cfg.n
-    sim = NavierStokes2D(n, comm=comm, **cfg.solver_kwargs(case))
-    omega0 = random_field(n, seed, peak_wavenumber=cfg.ic_peak_wavenumber, energy=cfg.ic_energy,
-                          boundary=case.boundary if case.boundary == "free-slip" else "periodic")
-    distributed = comm is not None and comm.size > 1
-    if distributed:
-        omega0 = local_part(omega0, sim)
-    times = np.asarray(cfg.times())
-    try:
-        snaps = sim.trajectory(omega0, times)
-    except SolverBlowUp as exc:
-        raise RuntimeError(f"the solver blew up for Re={case.reynolds:g}, boundary={case.boundary}, "
-                           f"seed={seed} ({exc}); use a finer grid n, a smaller cfl or a lower Re") from None
-    stats = dict(sim.last_stats)
-    # resolution check on the first, middle and last snapshot (spectrum() is global under MPI)
-    picks = sorted({0, len(times) // 2, len(times) - 1})
-    ratio = max(resolution_ratio(sim, snaps[i], n, cfg.dealias) for i in picks)
-    velocity = None
-    if cfg.store_velocity:
-        velocity = np.stack([np.stack([np.asarray(sim.backend.to_numpy(c)) for c in sim.velocity(s)], axis=-1)
-                             for s in snaps])
-    settings = sim.settings()
-    solid = getattr(sim, "solid_fraction", None)
-    if solid is not None:
-        solid = np.asarray(sim.backend.to_numpy(solid))
-        solid = solid[:, :n]
-    if distributed:
-        parts = comm.gather((snaps, velocity, solid), root=0)
-        if comm.rank != 0:
-            return None
-        snaps = np.concatenate([p[0] for p in parts], axis=1)
-        velocity = None if velocity is None else np.concatenate([p[1] for p in parts], axis=1)
-        solid = None if solid is None else np.concatenate([p[2] for p in parts], axis=0)
-    storage = np.dtype(cfg.dtype)
-    if not np.all(np.isfinite(snaps)):
-        raise RuntimeError(f"non-finite vorticity for Re={case.reynolds:g}, boundary={case.boundary}, seed={seed}; "
-                           f"use a finer grid n, a smaller cfl or a lower Re")
-    out = {"vorticity": snaps.astype(storage)}
-    for factor in cfg.coarse_solver_factors:  # what a superres run's coarse solver holds (coarse_runs)
-        states, horizons = coarse_runs.coarse_solver_states(snaps, cfg.interval, factor, cfg.coarse_solver_horizon,
-                                                            cfg.solver_kwargs(case))
-        out[coarse_runs.group_name(factor)] = states.astype(storage)
-        out["coarse_solver_horizon"] = horizons
-    out.update({
-        "seed": np.int64(seed),
-        "steps": np.int64(stats.get("steps", 0)),
-        "dt_min": np.float64(stats.get("dt_min", np.nan)),
-        "dt_mean": np.float64(stats.get("dt_mean", np.nan)),
-        "dt_max": np.float64(stats.get("dt_max", np.nan)),
-        "cfl_max": np.float64(stats.get("cfl_max", np.nan)),
-        "wall_time_s": np.float64(stats.get("wall_time_s", np.nan)),
-        "resolution_ratio": np.float64(ratio),
-        "settings_json": np.array(json.dumps(settings, default=str)),
-    })
-    if velocity is not None:
-        out["velocity"] = velocity.astype(storage)
-    if solid is not None:
-        out["solid"] = solid.astype(np.float32)
-    return out
-
-
-# ---- checkpoints -----------------------------------------------------------------------------
-def checkpoint_path(out: Path, task: Task, physics: str) -> Path:
-    return out / WORK_DIR / task.split / task.case.stem(physics) / f"traj_{task.index:04d}.npz"
-
-
-def save_checkpoint(path: Path, record: dict) -> None:
-    with well.atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **record)
-
-
-PROVENANCE_KEYS = ("seed", "steps", "dt_min", "dt_mean", "dt_max", "cfl_max", "wall_time_s", "resolution_ratio")
-
-
-def load_checkpoint(path: Path, cfg: DataConfig, lazy: bool = False):
-    """A finished trajectory, or None when the file is missing or damaged (then it is recomputed).
-
-    Every array is read once to prove the file whole. ``lazy=True`` returns the open ``np.load``
-    mapping (arrays read again on access, one at a time) instead of a dict held in memory."""
-    if not path.is_file():
-        return None
-    try:
-        z = np.load(path, allow_pickle=False)
-        shapes = {k: z[k].shape for k in z.files}  # reads (and checks) every member
-    except Exception:  # a damaged checkpoint is recomputed, never trusted
-        return None
-    needed = ("vorticity", "settings_json") + PROVENANCE_KEYS + (("velocity",) if cfg.store_velocity else ()) \
-        + tuple(coarse_runs.group_name(f) for f in cfg.coarse_solver_factors)
-    if any(k not in shapes for k in needed) or shapes["vorticity"] != (cfg.snapshots, cfg.n, cfg.n):
-        z.close()
-        return None
-    if lazy:
-        return z
-    rec = {k: z[k] for k in z.files}
-    z.close()
-    return rec
 
 
 # ---- provenance ------------------------------------------------------------------------------
@@ -184,20 +55,6 @@ def _versions() -> dict:
     from flexcouple import __version__
     return {"flexcouple": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
             "python": platform.python_version()}
-
-
-# ---- the data set ----------------------------------------------------------------------------
-def plan(cfg: DataConfig) -> list[Task]:
-    tasks = []
-    for split in cfg.split_names():
-        for case in cfg.cases(split):
-            for i in range(cfg.trajectories(split)):
-                tasks.append(Task(split, case, i, cfg.ic_seed(split, i)))
-    return tasks
-
-
-def data_path(out: Path, split: str, case: Case, physics: str) -> Path:
-    return out / "data" / split / f"{case.stem(physics)}.hdf5"
 
 
 def _prepare_root(cfg: DataConfig, out: Path, overwrite: bool, log) -> None:
@@ -266,12 +123,12 @@ def _preflight(cfg: DataConfig, comm, slab: bool) -> None:
 
 
 def _pending(cfg: DataConfig, out: Path, tasks: list[Task]) -> list[Task]:
-    """Tasks whose file is not written and whose checkpoint is missing or damaged."""
+    """Tasks whose file is not written and whose trajectory file is missing or damaged."""
     pending = []
     for t in tasks:
         if data_path(out, t.split, t.case, cfg.physics).exists():
             continue
-        rec = load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg, lazy=True)
+        rec = load_trajectory(trajectory_path(out, t, cfg.physics), cfg, lazy=True)
         if rec is None:
             pending.append(t)
         else:
@@ -281,7 +138,7 @@ def _pending(cfg: DataConfig, out: Path, tasks: list[Task]) -> list[Task]:
 
 def _manifest(out: Path, meta: dict) -> set[Path]:
     """Every file the data set described by ``meta`` (its metadata file) writes: data files, trajectory
-    checkpoints and metadata files, from its own config and its recorded file lists."""
+    files and metadata files, from its own config and its recorded file lists."""
     files = {out / well.METADATA_FILE, out / CONFIG_FILE, out / well.STATS_FILE}
     for split in (meta.get("splits") or {}).values():
         files.update(out / rel for rel in split.get("files", []))
@@ -296,10 +153,10 @@ def _manifest(out: Path, meta: dict) -> set[Path]:
 
 
 def _files_of(out: Path, cfg: DataConfig) -> set[Path]:
-    """Every file the data set of ``cfg`` writes in ``out``: metadata, data files, trajectory checkpoints."""
+    """Every file the data set of ``cfg`` writes in ``out``: metadata, data files, trajectory files."""
     files = {out / well.METADATA_FILE, out / CONFIG_FILE, out / well.STATS_FILE, out / f"{cfg.name}.yaml"}
     files.update(data_path(out, s, c, cfg.physics) for s in cfg.split_names() for c in cfg.cases(s))
-    files.update(checkpoint_path(out, t, cfg.physics) for t in plan(cfg))
+    files.update(trajectory_path(out, t, cfg.physics) for t in plan(cfg))
     return files
 
 
@@ -385,7 +242,7 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
     config_hash = cfg.config_hash()
 
     tasks = plan(cfg)
-    # decided on rank 0 alone: the other ranks must not see checkpoints rank 0 is already writing
+    # decided on rank 0 alone: the other ranks must not see trajectory files rank 0 is already writing
     todo = _collective(comm, _pending, cfg, out, tasks)
     n_done_before = len(tasks) - len(todo)
     if slab or size == 1:
@@ -407,7 +264,7 @@ def generate(cfg: DataConfig, out: str | Path, *, overwrite: bool = False, comm=
         for i, task in enumerate(mine):
             record = simulate_trajectory(cfg, task.case, task.seed, comm=comm if slab else None)
             if record is not None:
-                save_checkpoint(checkpoint_path(out, task, cfg.physics), record)
+                save_trajectory(trajectory_path(out, task, cfg.physics), record)
                 if record["resolution_ratio"] > cfg.resolution_tolerance:
                     msg = (f"under-resolved: {task.split} Re={task.case.reynolds:g} {task.case.boundary} seed={task.seed}: "
                            f"E(k_cutoff)/E_peak = {float(record['resolution_ratio']):.2e} > {cfg.resolution_tolerance:g}; "
@@ -458,7 +315,7 @@ def _previous_complete(out: Path, config_hash: str) -> dict | None:
 
 def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool, wall: float, log,
             simulated: int = 0) -> dict:
-    """Rank 0: merge checkpoints into files, compute training statistics, write the metadata files.
+    """Rank 0: merge the trajectory files into HDF5 files, compute training statistics, write the metadata files.
 
     A re-run over a complete data set of the same config keeps its creation date (the data are
     bitwise the same; ``evaluate``'s resume keys include the date) and, when it simulated nothing,
@@ -481,7 +338,7 @@ def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool
             records = []
             try:
                 for t in tasks:
-                    rec = load_checkpoint(checkpoint_path(out, t, cfg.physics), cfg, lazy=True)
+                    rec = load_trajectory(trajectory_path(out, t, cfg.physics), cfg, lazy=True)
                     if rec is None:
                         raise RuntimeError(f"trajectory {t.index} of {path.name} is missing after the run; "
                                            f"re-run the command")
@@ -490,7 +347,7 @@ def _finish(cfg: DataConfig, out: Path, config_hash: str, ranks: int, slab: bool
             finally:
                 for rec in records:
                     rec.close()
-            shutil.rmtree(checkpoint_path(out, tasks[0], cfg.physics).parent, ignore_errors=True)
+            shutil.rmtree(trajectory_path(out, tasks[0], cfg.physics).parent, ignore_errors=True)
     work = out / WORK_DIR
     if work.exists():
         shutil.rmtree(work, ignore_errors=True)

@@ -144,11 +144,11 @@ def test_resume_after_interruption_recomputes_only_missing_trajectories(referenc
         gen.simulate_trajectory = original
     assert len(list((out / ".work").rglob("traj_*.npz"))) == 3
     assert json.loads((out / well.METADATA_FILE).read_text())["status"] == "generating"
-    # a temporary file from a writer killed mid-write, and a damaged checkpoint
+    # a temporary file from a writer killed mid-write, and a damaged trajectory file
     stale = out / "data" / "train" / ".kolmogorov_periodic_Re150_kf4.hdf5.tmp-abc12345"  # mkstemp-style
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"\x89HDF partial")
-    damaged = gen.checkpoint_path(out, gen.plan(cfg)[-1], cfg.physics)
+    damaged = gen.trajectory_path(out, gen.plan(cfg)[-1], cfg.physics)
     damaged.parent.mkdir(parents=True, exist_ok=True)
     damaged.write_bytes(b"PK\x03\x04 truncated")
 
