@@ -25,7 +25,7 @@ from solver.backends import make_backend
 from solver.grid import TWO_PI, SpectralGrid
 from solver.mpi import agree
 from solver.physics import FlowSpec
-from solver.time_stepping import ETDRK4, phi_functions
+from solver.time_stepping import ETDRK4, adaptive_step, phi_functions
 
 
 class SolverBlowUp(RuntimeError):
@@ -432,18 +432,7 @@ class NavierStokes2D:
             if dt is not None:
                 h = dt
             else:
-                h_cfl = self.cfl / speed if speed > 0 else math.inf
-                if self.max_dt is not None:
-                    h_cfl = min(h_cfl, self.max_dt)
-                no_flow = not math.isfinite(h_cfl)
-                if no_flow:
-                    h_cfl = min(0.1, t1 - t)  # no flow at all: any step is exact for the linear part
-                # change the step only when the CFL bound forces it or allows 25% more, so the
-                # ETDRK4 coefficients are rebuilt rarely (without flow, the full bound: 0.9 of the
-                # remaining time would shrink geometrically and never land)
-                if h_current is None or h_cfl < h_current or h_cfl > 1.25 * h_current:
-                    h_current = h_cfl if (no_flow or h_cfl == self.max_dt) else 0.9 * h_cfl
-                h = h_current
+                h = h_current = adaptive_step(speed, t1 - t, h_current, self.cfl, self.max_dt)
             if h < 1e-12 * max(1.0, t1):
                 raise SolverBlowUp(f"the time step collapsed to {h:.3g} at t = {t:.6g} (max speed {speed:.3g})")
             landing = t1 - t < h

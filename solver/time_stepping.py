@@ -16,16 +16,37 @@ phi_k(z) = sum_j z^j / (j + k)!. With N = 0 the update is exactly e^{hL} v (so a
 decay, such as the Taylor-Green vortex, is exact to round-off); with L = 0 it is classical RK4.
 
 The time stepper knows nothing of Navier-Stokes: it takes the diagonal operator and a callable for
-the explicit terms, as jax-cfd's steppers do.
+the explicit terms, as jax-cfd's steppers do. Its step size comes from the CFL controller :func:`adaptive_step`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from math import factorial
 
 import numpy as np
 
 from . import kernels
+
+def adaptive_step(speed: float, remaining: float, current: float | None, cfl: float,
+                  max_dt: float | None = None) -> float:
+    """The CFL controller: the next step for a flow whose ``max|u|/dx + max|v|/dy`` is ``speed``.
+
+    The bound is ``cfl / speed`` (capped at ``max_dt``). The step in use (``current``) changes only
+    when the bound forces it down or allows 25% more, to 0.9 of the bound, so the ETDRK4 coefficients
+    are rebuilt rarely. Without any flow the bound is 0.1 or the remaining time (any step is exact
+    for the linear part), taken whole: 0.9 of the remaining time would shrink geometrically and
+    never land."""
+    bound = cfl / speed if speed > 0 else math.inf
+    if max_dt is not None:
+        bound = min(bound, max_dt)
+    no_flow = not math.isfinite(bound)
+    if no_flow:
+        bound = min(0.1, remaining)
+    if current is None or bound < current or bound > 1.25 * current:
+        current = bound if (no_flow or bound == max_dt) else 0.9 * bound
+    return current
+
 
 _TAYLOR_TERMS = 24
 _TAYLOR_RADIUS = 1.0
