@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True)
     original = FlexSurrogate.from_checkpoint(ckpt)
     print("run A (seed 1): harvest the rejected calls ...", flush=True)
-    run_a = HybridSimulation(base.replace(init_seed=1, harvest=True, harvest_audit_every=args.audit_every), original,
+    run_a = HybridSimulation(base.replace(init_seed=1, harvest_enabled=True, harvest_audit_every=args.audit_every), original,
                              out=args.work / "A").run()
     rejected = sum(d["called"] and not d["accepted"] for d in run_a.decisions)
     audited = run_a.summary["accepted"] // args.audit_every if args.audit_every else 0

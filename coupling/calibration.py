@@ -62,7 +62,7 @@ def regime_of(cfg: HybridConfig, model_digest: str | None) -> dict:
     # the flow but its Reynolds number (a calibration holds for a range of Re, checked apart)
     flow = {f: getattr(cfg, f) for f in FLOW_FIELDS if f != "reynolds"}
     return {"mode": cfg.mode, "n": int(cfg.n), "factor": int(cfg.factor), "output_interval": float(cfg.output_interval),
-            **flow, "surrogate": cfg.surrogate, "sample_steps": int(cfg.sample_steps), "ensemble": int(cfg.ensemble),
+            **flow, "surrogate": cfg.surrogate_kind, "sample_steps": int(cfg.sample_steps), "ensemble": int(cfg.ensemble),
             "model": model_digest}
 
 
@@ -189,7 +189,7 @@ class Adversary:
 
 
 def _case(cfg: HybridConfig, reynolds: float, seed: int, **changes) -> HybridConfig:
-    return cfg.replace(reynolds=float(reynolds), init_seed=int(seed), harvest=False, calibration="", **changes)
+    return cfg.replace(reynolds=float(reynolds), init_seed=int(seed), harvest_enabled=False, calibration="", **changes)
 
 
 def _recording(cfg: HybridConfig) -> HybridConfig:
@@ -246,7 +246,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, margin: floa
     if cfg.mode != "superres":
         raise ValueError(f"calibrate supports mode = \"superres\" (no solver history there); {cfg.mode!r} keeps "
                          "the adaptive rule of the solver's own history after its warm-up")
-    if cfg.surrogate == "oracle":
+    if cfg.surrogate_kind == "oracle":
         raise ValueError("calibrate measures a model against the oracle: set [surrogate] kind to the model (flex)")
     reynolds, seeds, holdout_seeds = list(reynolds), list(seeds), list(holdout_seeds)
     if not reynolds or not seeds or not holdout_seeds:
@@ -265,7 +265,7 @@ def calibrate(cfg: HybridConfig, *, reynolds, seeds, holdout_seeds, margin: floa
             sim, res = _run(_recording(case), fields, surrogate=surrogate)
             surrogate, digest = sim.surrogate, getattr(sim.surrogate, "digest", None)
             _values(res, model_values)
-            _, ref = _run(_recording(case.replace(surrogate="oracle")), fields)
+            _, ref = _run(_recording(case.replace(surrogate_kind="oracle")), fields)
             _values(ref, oracle_values)
             log(f"calibration case Re {re_:g} seed {seed}: {len(res.decisions)} model calls, "
                 f"{len(ref.decisions)} oracle calls recorded ({time.perf_counter() - t0:.0f} s)")

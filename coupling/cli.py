@@ -102,7 +102,7 @@ def _run(args, comm) -> int:
         write_text_atomic(out / "config.toml", cfg.to_toml(comments=False))
 
     rows = []
-    result = _one_run(cfg, out, args, comm, harvest=cfg.harvest and args.harvest and cfg.mode != "pure")
+    result = _one_run(cfg, out, args, comm, harvest=cfg.harvest_enabled and args.harvest and cfg.mode != "pure")
     if rank == 0:
         from coupling.report import write_trajectory
         write_trajectory(out / "trajectory.h5", result)
@@ -137,7 +137,7 @@ def _one_run(cfg: HybridConfig, out: Path, args, comm, harvest: bool):
     from solver.mpi import agreed
 
     from coupling.hybrid import HybridSimulation
-    sim = agreed(comm, HybridSimulation, cfg.replace(harvest=harvest), None, comm, out=out,
+    sim = agreed(comm, HybridSimulation, cfg.replace(harvest_enabled=harvest), None, comm, out=out,
                  progress=args.progress)
     return sim.run()
 

@@ -52,18 +52,18 @@ SECTIONS = {
     "init_energy": "initial_condition", "init_file": "initial_condition",
     "backend": "solver", "dtype": "solver", "cfl": "solver", "max_dt": "solver", "dealias": "solver",
     "penalization": "solver",
-    "surrogate": "surrogate", "checkpoint": "surrogate", "device": "surrogate", "sample_steps": "surrogate",
+    "surrogate_kind": "surrogate", "checkpoint": "surrogate", "device": "surrogate", "sample_steps": "surrogate",
     "ensemble": "surrogate", "seed": "surrogate", "strategy": "surrogate", "timeout": "surrogate",
     "torch_threads": "surrogate", "lead_time": "surrogate", "allow_unverified": "surrogate", "precision": "surrogate",
     "reanchor_every": "superres", "reanchor_time": "superres",
     "stretch": "leapfrog", "jumps": "leapfrog", "relax": "leapfrog",
     "warmup": "checks", "k_mad": "checks", "window": "checks", "max_rejections": "checks",
     "cooldown": "checks", "disabled_checks": "checks", "calibration": "checks", "thresholds": "checks",
-    "floors": "checks", "harvest": "harvest", "harvest_dir": "harvest", "harvest_audit_every": "harvest",
+    "floors": "checks", "harvest_enabled": "harvest", "harvest_dir": "harvest", "harvest_audit_every": "harvest",
 }
 # TOML key inside its section when it differs from the field name
 TOML_KEYS = {"init_seed": "seed", "init_peak_wavenumber": "peak_wavenumber", "init_energy": "energy",
-             "init_file": "file", "surrogate": "kind", "sample_steps": "steps", "harvest": "enabled",
+             "init_file": "file", "surrogate_kind": "kind", "sample_steps": "steps", "harvest_enabled": "enabled",
              "harvest_dir": "dir", "harvest_audit_every": "audit_every", "disabled_checks": "disabled"}
 # the fields that make up the run's solver.FlowSpec
 FLOW_FIELDS = ("reynolds", "forcing", "forcing_wavenumber", "drag", "boundary", "pressure_gradient", "inflow_velocity",
@@ -108,7 +108,7 @@ class HybridConfig:
     dealias: bool = True                   # 2/3-rule dealiasing of the advection term
     penalization: float = 1e-2             # Brinkman eta of penalised solids
     # surrogate
-    surrogate: str = "flex"                # flex | spectral | bicubic | oracle | persistence
+    surrogate_kind: str = "flex"           # flex | spectral | bicubic | oracle | persistence
     checkpoint: str = ""                   # empty: the shipped default model
     device: str = "cpu"                    # cpu | cuda | cuda:<i> (rank r takes local_rank mod count)
     sample_steps: int = 2
@@ -138,7 +138,7 @@ class HybridConfig:
     thresholds: dict[str, float] = field(default_factory=dict)  # fixed thresholds by check name
     floors: dict[str, float] = field(default_factory=dict)      # lower bounds of adaptive thresholds
     # harvest of rejected calls (a data set loadable by SuperResDataset / ForecastDataset)
-    harvest: bool = False
+    harvest_enabled: bool = False
     harvest_dir: str = ""                  # empty: <out>/harvest
     harvest_audit_every: int = 0           # superres: also every Nth ACCEPTED call, with the fine solver's answer
 
@@ -175,14 +175,14 @@ class HybridConfig:
             err(f"backend must be numpy, scipy, pyfftw or cupy, got {self.backend!r}")
         if self.dtype not in ("float64", "float32"):
             err(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if self.surrogate not in SURROGATES:
-            err(f"surrogate kind must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
-        elif self.mode == "superres" and self.surrogate == "persistence":
+        if self.surrogate_kind not in SURROGATES:
+            err(f"surrogate kind must be one of {', '.join(SURROGATES)}, got {self.surrogate_kind!r}")
+        elif self.mode == "superres" and self.surrogate_kind == "persistence":
             err("the persistence surrogate forecasts; use mode = 'leapfrog' or a super-resolution surrogate")
-        elif self.mode == "leapfrog" and self.surrogate in ("spectral", "bicubic"):
-            err(f"the {self.surrogate} surrogate super-resolves; use mode = 'superres' or a forecasting surrogate")
-        if self.surrogate in ("oracle", "persistence") and self.mode == "leapfrog" and not self.lead_time > 0:
-            err(f"the {self.surrogate} stand-in needs [surrogate] lead_time > 0 (FLEX reads it from its checkpoint)")
+        elif self.mode == "leapfrog" and self.surrogate_kind in ("spectral", "bicubic"):
+            err(f"the {self.surrogate_kind} surrogate super-resolves; use mode = 'superres' or a forecasting surrogate")
+        if self.surrogate_kind in ("oracle", "persistence") and self.mode == "leapfrog" and not self.lead_time > 0:
+            err(f"the {self.surrogate_kind} stand-in needs [surrogate] lead_time > 0 (FLEX reads it from its checkpoint)")
         if not _is_int(self.sample_steps) or self.sample_steps < 1:
             err(f"surrogate steps must be an integer >= 1, got {self.sample_steps!r}")
         if not _is_int(self.ensemble) or self.ensemble < 1:
@@ -193,7 +193,7 @@ class HybridConfig:
             err(f"timeout must be a positive number of seconds, got {self.timeout!r}")
         if not _is_int(self.harvest_audit_every) or self.harvest_audit_every < 0:
             err(f"harvest audit_every must be an integer >= 0, got {self.harvest_audit_every!r}")
-        elif self.harvest_audit_every and not (self.harvest and self.mode == "superres"):
+        elif self.harvest_audit_every and not (self.harvest_enabled and self.mode == "superres"):
             err("[harvest] audit_every harvests accepted super-resolution calls: it needs enabled = true and "
                 "mode = 'superres'")
         if self.precision not in PRECISIONS:
@@ -275,6 +275,8 @@ class HybridConfig:
     def config_hash(self) -> str:
         """Identity of a run: everything that changes its trajectory (not where it writes)."""
         d = self.to_dict()
+        # the fields under the names they had when identities were first hashed, so identities stay
+        d["surrogate"], d["harvest"] = d.pop("surrogate_kind"), d.pop("harvest_enabled")
         for key in ("harvest", "harvest_dir", "harvest_audit_every", "name", "torch_threads", "timeout",
                     "allow_unverified"):
             d.pop(key, None)

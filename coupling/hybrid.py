@@ -136,7 +136,7 @@ class HybridSimulation:
     def _new_harvest(self):
         """The harvest ``[harvest] enabled`` asks for (rank 0), or None."""
         cfg = self.cfg
-        if not cfg.harvest or cfg.mode == "pure":
+        if not cfg.harvest_enabled or cfg.mode == "pure":
             return None
         if self.out is None and not cfg.harvest_dir:
             raise ValueError("harvest = true needs a run directory (out=...) or [harvest] dir")

@@ -357,7 +357,7 @@ class SolverSurrogate:
 def build_surrogate(config, *, omega0=None, comm=None):
     """The surrogate a config names (FLEX from the config's checkpoint, else the shipped model); whether
     it fits the run is :func:`check_fit`'s to say."""
-    kind = config.surrogate
+    kind = config.surrogate_kind
     if kind == "flex":
         device = _rank_device(config.device, comm)
         sur = FlexSurrogate.from_checkpoint(config.checkpoint or None, device=device,

@@ -11,7 +11,7 @@ from coupling.calibration import Calibration, calibrate, calibrated_threshold
 from tests.coupling.stand_ins import Broken, NearOracle
 
 BASE = dict(n=32, reynolds=100.0, t_end=2.0, output_interval=0.25, backend="numpy", spinup=2.0, mode="superres",
-            factor=2, surrogate="spectral", timeout=5.0)
+            factor=2, surrogate_kind="spectral", timeout=5.0)
 
 
 def config(**kw) -> HybridConfig:
@@ -126,9 +126,9 @@ def test_bad_calibration_files_and_arguments_are_named(tmp_path, calibrated):
     model = NearOracle(32, config().solver_kwargs(), factor=2)
     kw = dict(reynolds=[100.0], seeds=[1], holdout_seeds=[2], surrogate=model, log=lambda *_: None)
     with pytest.raises(ValueError, match="supports mode = \"superres\""):
-        calibrate(config(mode="leapfrog", surrogate="persistence", lead_time=0.25), **kw)
+        calibrate(config(mode="leapfrog", surrogate_kind="persistence", lead_time=0.25), **kw)
     with pytest.raises(ValueError, match="set \\[surrogate\\] kind to the model"):
-        calibrate(config(surrogate="oracle"), **kw)
+        calibrate(config(surrogate_kind="oracle"), **kw)
     with pytest.raises(ValueError, match="must differ from the calibration seeds"):
         calibrate(config(), **dict(kw, holdout_seeds=[1]))
     with pytest.raises(ValueError, match="margin must be a finite number >= 1"):
@@ -140,7 +140,7 @@ def test_bad_calibration_files_and_arguments_are_named(tmp_path, calibrated):
 def test_the_command_writes_the_calibration_and_refuses_to_overwrite(tmp_path, checkpoint, capsys):
     from flexcouple_cli import main
     cfg = tmp_path / "c.toml"
-    cfg.write_text(config(surrogate="flex", t_end=1.0, checkpoint=str(checkpoint), sample_steps=1).to_toml())
+    cfg.write_text(config(surrogate_kind="flex", t_end=1.0, checkpoint=str(checkpoint), sample_steps=1).to_toml())
     out = tmp_path / "cal.json"
     args = ["calibrate", "--config", str(cfg), "--reynolds", "100", "--seeds", "1", "--holdout-seeds", "2",
             "--no-adversaries", "--out", str(out)]

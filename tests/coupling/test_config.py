@@ -60,7 +60,7 @@ def test_runs_written_before_the_new_keys_keep_their_identity():
     (dict(spinup=math.inf), "spinup must be a finite number"),
     (dict(forcing_wavenumber=0), "forcing_wavenumber must be an integer >= 1"),
     (dict(factor=4, forcing_wavenumber=6), "not resolved on the coarse grid n / factor = 16"),
-    (dict(mode="leapfrog", surrogate="oracle", lead_time=0.25, n=128, forcing_wavenumber=12),
+    (dict(mode="leapfrog", surrogate_kind="oracle", lead_time=0.25, n=128, forcing_wavenumber=12),
      "not resolved on the coarse_forecast check's grid n = 32"),
     (dict(boundary="channel", penalization=math.inf), "penalization must be a finite number > 0"),
     (dict(dealias="no"), "dealias must be true or false"),

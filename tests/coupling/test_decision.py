@@ -52,11 +52,11 @@ class _Forecaster:
 
 def test_the_leapfrog_schedule_is_a_function_of_the_tick_alone():
     cfg = HybridConfig(mode="leapfrog", n=32, t_end=3.0, output_interval=0.5, warmup=2, stretch=1, jumps=2, relax=1,
-                       surrogate="persistence", lead_time=0.25)
+                       surrogate_kind="persistence", lead_time=0.25)
     s = Schedule.of(cfg, _Forecaster())
     assert (s.dt_tick, s.output_every, s.n_ticks, s.history_length) == (0.25, 2, 12, 2)
     assert [s.kind(j) for j in range(1, 9)] == ["solver", "solver", "solver", "jump", "jump", "relax", "solver", "jump"]
-    assert Schedule.of(cfg.replace(mode="superres", factor=2, surrogate="spectral")).kind(5) == "solver"
+    assert Schedule.of(cfg.replace(mode="superres", factor=2, surrogate_kind="spectral")).kind(5) == "solver"
     with pytest.raises(ValueError, match="multiple of"):
         Schedule.of(cfg.replace(output_interval=0.6), _Forecaster())
     with pytest.raises(ValueError, match="stretch"):

@@ -133,7 +133,7 @@ def test_a_run_directory_of_another_config_is_refused(tmp_path):
 
 def test_harvest_writes_a_forecast_data_set_of_the_rejected_calls(tmp_path):
     from flexcouple.data.datasets import ForecastDataset
-    cfg = config(mode="leapfrog", jumps=2, harvest=True, max_rejections=100)
+    cfg = config(mode="leapfrog", jumps=2, harvest_enabled=True, max_rejections=100)
     res = HybridSimulation(cfg, Broken("shift", n=32, solver_kwargs=config().solver_kwargs()), out=tmp_path).run()
     rejected = [d for d in res.decisions if d["called"]]
     ds = ForecastDataset(tmp_path / "harvest", "train", past=1, lead=1)
@@ -150,7 +150,7 @@ def test_harvest_writes_a_forecast_data_set_of_the_rejected_calls(tmp_path):
 
 def test_harvest_writes_a_superres_data_set(tmp_path):
     from flexcouple.data.datasets import SuperResDataset
-    cfg = config(mode="superres", factor=2, harvest=True, max_rejections=100)
+    cfg = config(mode="superres", factor=2, harvest_enabled=True, max_rejections=100)
     res = HybridSimulation(cfg, Broken("shift", factor=2), out=tmp_path).run()
     n_rejected = sum(d["called"] for d in res.decisions)
     ds = SuperResDataset(tmp_path / "harvest", "train", factor=2, upsample="spectral")
@@ -161,7 +161,7 @@ def test_harvest_writes_a_superres_data_set(tmp_path):
 def test_an_audit_harvests_every_nth_accepted_call_and_leaves_the_run_unchanged(pure, tmp_path):
     from coupling.harvest import REASONS
     from flexcouple.data.datasets import SuperResDataset
-    cfg = config(mode="superres", factor=2, disabled_checks=["superres_consistency"], harvest=True,
+    cfg = config(mode="superres", factor=2, disabled_checks=["superres_consistency"], harvest_enabled=True,
                  harvest_audit_every=2)
     res = HybridSimulation(cfg, SolverSurrogate(32, cfg.solver_kwargs(), factor=2), out=tmp_path).run()
     accepted = sum(d["accepted"] for d in res.decisions)
@@ -176,7 +176,7 @@ def test_an_audit_harvests_every_nth_accepted_call_and_leaves_the_run_unchanged(
     assert config(harvest_audit_every=2).config_hash() == config().config_hash()
     for bad, match in ((dict(harvest_audit_every=-1), "audit_every must be an integer >= 0"),
                        (dict(mode="superres", harvest_audit_every=2), "needs enabled = true"),
-                       (dict(mode="leapfrog", harvest=True, harvest_audit_every=2), "mode = 'superres'")):
+                       (dict(mode="leapfrog", harvest_enabled=True, harvest_audit_every=2), "mode = 'superres'")):
         with pytest.raises(ValueError, match=match):
             config(**bad).validate()
 
@@ -187,7 +187,7 @@ def test_an_audit_harvests_every_nth_accepted_call_and_leaves_the_run_unchanged(
     (dict(t_end=1.0, output_interval=0.3), "multiple of output_interval"),
     (dict(reynolds=-5.0), "reynolds must be a positive"),
     (dict(thresholds={"energy_budgt": 0.1}), "did you mean 'energy_budget'"),
-    (dict(mode="leapfrog", surrogate="spectral"), "super-resolves"),
+    (dict(mode="leapfrog", surrogate_kind="spectral"), "super-resolves"),
 ])
 def test_bad_configs_are_refused_with_every_problem_named(bad, match):
     with pytest.raises(ValueError, match=match):

@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     mode, strategy, out = sys.argv[1], sys.argv[2], sys.argv[3]
     cfg = HybridConfig(mode=mode, n=32, factor=2, reynolds=100.0, t_end=1.5, output_interval=0.25, backend="numpy",
                        spinup=1.0, warmup=2, ensemble=4, strategy=strategy, disabled_checks=["spectrum_tail"],
-                       lead_time=0.25, surrogate="oracle")
+                       lead_time=0.25, surrogate_kind="oracle")
     sur = NoisyEnsemble(2) if mode == "superres" else SolverSurrogate(32, cfg.solver_kwargs(), lead_time=0.25)
     cls = HybridSimulation
     if strategy == "crash":  # a bug on rank 1 only, in the middle of the run

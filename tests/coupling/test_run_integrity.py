@@ -193,7 +193,7 @@ def test_a_truncated_run_state_is_reported_as_damaged(tmp_path):
 
 # ---- the harvest folder --------------------------------------------------------------------------------
 def test_a_harvest_dir_holding_another_data_set_or_other_files_is_refused(tmp_path):
-    cfg = config(mode="leapfrog", jumps=2, t_end=1.0, warmup=1, harvest=True)
+    cfg = config(mode="leapfrog", jumps=2, t_end=1.0, warmup=1, harvest_enabled=True)
     dataset = tmp_path / "dataset"
     (dataset / "data" / "train").mkdir(parents=True)
     meta = json.dumps({"format": "flexcouple data set", "config_hash": "0123", "status": "complete"})

@@ -61,7 +61,7 @@ def test_a_forecast_only_checkpoint_cannot_super_resolve(tmp_path):
 def test_flex_in_the_loop_end_to_end(checkpoint, tmp_path):
     """An untrained FLEX inside a real run: every call decided and logged, the run completes."""
     cfg = HybridConfig(mode="leapfrog", n=32, reynolds=100.0, t_end=2.0, output_interval=0.5, backend="numpy",
-                       spinup=1.0, warmup=2, ensemble=2, checkpoint=str(checkpoint), harvest=True)
+                       spinup=1.0, warmup=2, ensemble=2, checkpoint=str(checkpoint), harvest_enabled=True)
     res = HybridSimulation(cfg, out=tmp_path).run()
     called = [d for d in res.decisions if d["called"]]
     assert called and all("checks" in d and "wall" in d for d in called)
