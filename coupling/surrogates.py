@@ -226,17 +226,11 @@ class FlexSurrogate:
         return Prediction.from_members(fields, keep=members is not None)
 
     def superres(self, coarse, reynolds, *, ensemble: int = 1, members=None, call: int = 0, **_) -> Prediction:
-        from flexcouple.data.coarsen import upsample
+        from flexcouple.data.coarsen import superres_condition
         coarse = _check_square(coarse, "coarse vorticity")
         if self.factor is None:
             raise SurrogateMisfit("this checkpoint does not super-resolve")
-        n = coarse.shape[-1] * self.factor
-        kwargs = {"periodic": True} if self.upsample == "bicubic" and self.periodic_bicubic else {}
-        if self.upsample == "bicubic" and not self.periodic_bicubic:
-            # as the data set did for a crop covering the whole field: the image-like bicubic
-            cond = upsample(coarse, (n, n), "bicubic")
-        else:
-            cond = upsample(coarse, self.factor, self.upsample, **kwargs)
+        cond = superres_condition(coarse, coarse.shape[-1] * self.factor, self.upsample, self.periodic_bicubic)
         return self._sample(np.asarray(cond)[None], reynolds, "superres", ensemble, members, call)
 
     def forecast(self, history, reynolds, *, ensemble: int = 1, members=None, call: int = 0, **_) -> Prediction:

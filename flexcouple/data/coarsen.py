@@ -61,6 +61,14 @@ def upsample(field, factor_or_shape, method: str = "bicubic", *, periodic: bool 
     return _torch_bicubic(field, shape)
 
 
+def superres_condition(coarse, size: int, method: str, periodic_bicubic: bool = False):
+    """The condition of super-resolution, made the one way training, evaluation and a hybrid run make
+    it: the coarse field (or a crop's coarse patch) brought to ``size`` x ``size`` by ``method``
+    (spectral zero-padding; bicubic periodic where the data set says so, else image-like as the FLEX
+    paper's pipeline)."""
+    return upsample(coarse, (size, size), method, periodic=method == "bicubic" and bool(periodic_bicubic))
+
+
 def _torch_bicubic(field, shape):
     """``F.interpolate(mode="bicubic", align_corners=False)`` on any (..., h, w) input."""
     import torch

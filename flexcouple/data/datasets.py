@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from flexcouple.data import coarse_runs, well
-from flexcouple.data.coarsen import coarsen, upsample
+from flexcouple.data.coarsen import coarsen, superres_condition
 
 COARSE_SOURCES = ("truncation", "solver", "both")
 
@@ -218,9 +218,9 @@ class SuperResDataset(_VorticityFiles):
         if self.upsample == "bicubic" and not self.periodic_bicubic:
             # the paper's pipeline: the crop's coarse patch, interpolated like an image
             patch = self._take(coarse, ox // self.factor, oy // self.factor, size // self.factor)
-            condition = upsample(patch, (size, size), "bicubic")
+            condition = superres_condition(patch, size, "bicubic")
         else:
-            full = upsample(coarse, self.factor, self.upsample, periodic=self.periodic_bicubic)
+            full = superres_condition(coarse, coarse.shape[-1] * self.factor, self.upsample, self.periodic_bicubic)
             condition = self._take(full, ox, oy, size)
         target = self._take(fine, ox, oy, size)
         return {

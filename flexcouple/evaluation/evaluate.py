@@ -133,11 +133,10 @@ def _condition_pipeline(dataset) -> dict:
 
 def make_condition(fine: torch.Tensor, pipeline: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(upsampled condition, coarse) of fine fields (B, 1, H, W), as the data set makes them."""
-    from flexcouple.data.coarsen import coarsen, upsample
+    from flexcouple.data.coarsen import coarsen, superres_condition
     coarse = coarsen(fine, int(pipeline["factor"]), method=pipeline["method"])
-    method = pipeline.get("upsample", "bicubic")
-    kwargs = {"periodic": True} if method == "bicubic" and pipeline.get("periodic_bicubic") else {}
-    return upsample(coarse, tuple(fine.shape[-2:]), method=method, **kwargs), coarse
+    size = fine.shape[-1]
+    return superres_condition(coarse, size, pipeline.get("upsample", "bicubic"), pipeline.get("periodic_bicubic")), coarse
 
 
 def _batches(plan: SplitPlan, batch_size: int):
