@@ -114,8 +114,10 @@ def run_hybrid_demo(args) -> int:
     x2 = str(args.checkpoint or shipped_model(SUPERRES_X2_MODEL))
     x4 = str(args.x4_checkpoint or default_checkpoint())
     calibration = args.calibration if args.calibration is not None else str(model_calibration(x2) or "")
+    # a missing calibration file is the configs' validation's to report, below
+    steps = args.steps if args.steps is not None else (Calibration.load(calibration).regime["sample_steps"]
+                           if calibration and Path(calibration).is_file() else 2)
     # --quick: a short spin-up, and one warm-up tick so that leapfrog jumps once by t = 1.5
-    steps = args.steps or (Calibration.load(calibration).regime["sample_steps"] if calibration else 2)
     cfgs = demo_configs(t_end, args.ensemble, x2, calibration=calibration, x4_checkpoint=x4,
                         spinup=1.0 if args.quick else 5.0, warmup=1 if args.quick else 2,
                         precision=args.precision, steps=steps)

@@ -107,7 +107,8 @@ def test_a_missing_calibration_or_checkpoint_is_refused_before_any_work(tmp_path
 
     monkeypatch.setattr(HybridSimulation, "initial_field", no_work)
     for extra, message in [(["--calibration", str(tmp_path / "nope.json")], "nope.json' is not a file"),
-                           (["--checkpoint", str(tmp_path / "no_model")], "no FLEX checkpoint at")]:
+                           (["--checkpoint", str(tmp_path / "no_model")], "no FLEX checkpoint at"),
+                           (["--steps", "0"], "steps must be an integer >= 1")]:
         assert main(["demo", "--quick", "--out", str(tmp_path / "out"), "--no-progress", *extra]) == 1
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
