@@ -82,8 +82,11 @@ class Tally:
 
     @classmethod
     def from_json(cls, d: dict) -> "Tally":
-        return cls(int(d.get("accepted", 0)), {str(k): int(v) for k, v in d.get("rejected", {}).items()},
-                   int(d.get("suspended", 0)))
+        """Also reads the flat layout run states had before (``rejected_<reason>`` keys), so a run
+        started with it resumes with its counts."""
+        rejected = {str(k): int(v) for k, v in d.get("rejected", {}).items()}
+        rejected.update({k[len("rejected_"):]: int(v) for k, v in d.items() if k.startswith("rejected_")})
+        return cls(int(d.get("accepted", 0)), rejected, int(d.get("suspended", 0)))
 
 
 @dataclass

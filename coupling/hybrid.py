@@ -278,14 +278,14 @@ class HybridSimulation:
             j = self.state.tick + 1
             if cfg.mode == "pure":
                 w_local = self._advance(self.sim, w_local, (j - 1) * self.dt_tick, j * self.dt_tick)
-                global_w = self._gather(w_local, self.sim) if j % self.output_every == 0 else None
+                global_w = self._gather(w_local, self.sim) if self.schedule.is_output(j) else None
                 out = (global_w, None, "solver")
             elif cfg.mode == "superres":
                 w_local, out = self._superres_tick(j, w_local)
             else:
                 w_local, out = self._leapfrog_tick(j, w_local)
             self.state.tick = j
-            if j % self.output_every == 0:
+            if self.schedule.is_output(j):
                 self._record_output(j // self.output_every, *out)
                 t0 = time.perf_counter()
                 solver_global = self._gather(w_local, self.sim)

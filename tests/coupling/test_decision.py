@@ -36,6 +36,9 @@ def test_the_tally_counts_by_reason_and_survives_its_json():
         tally.add(d)
     assert (tally.accepted, tally.rejected, tally.suspended, tally.n_rejected) == (1, {"check_failed": 2, "timeout": 1}, 1, 3)
     assert Tally.from_json(json.loads(json.dumps(tally.to_json()))) == tally
+    # a run state written before the tally had its own layout still resumes with its counts
+    flat = {"accepted": 1, "rejected_check_failed": 2, "rejected_timeout": 1, "suspended": 1}
+    assert Tally.from_json(flat) == tally
 
 
 def test_suspension_after_max_rejections_in_a_row_for_cooldown_ticks():
