@@ -7,7 +7,9 @@ training set):
 
 1. run A (initial seed 1): the hybrid with harvest on; its ``harvest/`` (the rejected calls, and with
    ``--audit-every N`` every Nth accepted one, both with the fine solver's answers) is the fine-tuning data;
-2. ``flexcouple train --init <checkpoint> --task <mode's task> --data A/harvest`` for ``--steps`` steps;
+2. ``flexcouple train --init <checkpoint> --task <mode's task> --data A/harvest`` for ``--steps`` steps
+   (superres: on the run's coarse states, ``--coarse-source solver``, paired with the fine solver's
+   answers from the previous accepted output; see :mod:`coupling.harvest`);
 3. on a NEW initial field (seed 2) of the same case: the hybrid with the original model, with the
    fine-tuned model, and the pure solver. Acceptance rate, and the vorticity error (RFNE) and
    correlation of each hybrid against the pure run at t_end, and the mean spectrum error over the
@@ -65,6 +67,8 @@ def main(argv=None) -> int:
     p.add_argument("--audit-every", type=int, default=0, help="superres: run A also harvests every Nth accepted "
                    "call with the fine solver's answer ([harvest] audit_every); 0: rejected calls only")
     p.add_argument("--crop", type=int, default=64, help="fine-tuning crop (superres with a spectral loss: the grid)")
+    p.add_argument("--coarse-source", choices=("solver", "truncation", "both"), default="solver",
+                   help="superres fine-tuning inputs: the run's coarse states (default), the answers' truncations, or both")
     p.add_argument("--train-args", default="", help="extra `flexcouple train` arguments for the fine-tuning")
     p.add_argument("--name", default="harvest")
     p.add_argument("--work", type=Path, default=REPO / "runs" / "bench_harvest")
@@ -104,7 +108,10 @@ def main(argv=None) -> int:
     tuned_dir = args.work / "tuned"
     t0 = time.perf_counter()
     if harvested:
-        extra = ["--factor", str(args.factor), "--upsample", "spectral"] if task == "superres" else []
+        # superres: the harvest pairs the run's coarse states with the answers (coarse_source "solver");
+        # "truncation" trains on the answers' own truncations instead, which the model is never called on
+        extra = (["--factor", str(args.factor), "--upsample", "spectral", "--coarse-source", args.coarse_source]
+                 if task == "superres" else [])
         rc = cli(["train", "--init", str(ckpt), "--task", task, "--data", str(args.work / "A" / "harvest"),
                   "--crop", str(args.crop), "--batch-size", str(min(8, harvested)), "--steps", str(args.steps),
                   "--warmup", "10", "--lr", "5e-5", "--ema-decay", "0.9", "--checkpoint-every", str(args.steps),
@@ -147,7 +154,8 @@ def main(argv=None) -> int:
            "machine": {"cores": os.cpu_count(), "loadavg_end": os.getloadavg()},
            "case": {"mode": args.mode, "n": args.n, "factor": args.factor if args.mode == "superres" else None,
                     "reynolds": args.reynolds, "forcing_wavenumber": args.forcing_wavenumber, "t_end": args.t_end,
-                    "checkpoint": str(ckpt), "fixed_thresholds_from": calibration},
+                    "checkpoint": str(ckpt), "fixed_thresholds_from": calibration,
+                    "coarse_source": args.coarse_source if args.mode == "superres" else None},
            "run_a": {"calls": run_a.summary["calls"], "accepted": run_a.summary["accepted"],
                      "harvested_examples": harvested, "audited": audited, "audit_every": args.audit_every},
            "finetune": {"steps": args.steps if harvested else 0, "wall_s": finetune_s},

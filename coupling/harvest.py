@@ -5,9 +5,12 @@ Every rejected call adds one example, written in our Well layout so that ``Super
 
 - ``leapfrog``: the history the surrogate saw and the solver's field one lead time later, as one
   trajectory of k + 1 snapshots spaced by the lead time (a ``ForecastDataset`` window, past = k);
-- ``superres``: the fine solver's field at the rejected output time, integrated over one output
-  interval from the coarse state interpolated to the fine grid; the data set derives the coarse
-  input from it by spectral truncation, as for generated data.
+- ``superres``: the pair a coarse-solver data set holds (:mod:`flexcouple.data.coarse_runs`): the
+  run's coarse state at the output time, what the model was called on, stored as the coarse-solver
+  group ``coarse/solver_x<f>`` (train on it with ``--coarse-source solver``), and the fine solver's
+  field then, integrated over one output interval from the accepted output one interval earlier
+  (else from the coarse state then, interpolated; ``provenance/start_code`` says which, an index
+  into ``STARTS``).
 
 Examples are flushed in part files ``data/train/<task>_p<k>.hdf5`` (atomic writes) whenever the run
 checkpoints, and ``flexcouple_dataset.json`` lists every part, so an interrupted run loses nothing
@@ -25,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from coupling.rundir import listed, run_identity, sort_files
-from flexcouple.data import well
+from flexcouple.data import coarse_runs, well
 
 # why a call was harvested: rejected (the first four) or audited although accepted ([harvest] audit_every)
 REASONS = ("check_failed", "exception", "timeout", "wrong_output", "audit")
+# where a superres answer's fine run started: the previous accepted output, or the interpolated coarse state
+STARTS = ("output", "interpolation")
 FORMAT = "flexcouple-harvest"
 # the files a harvest writes (paths relative to its folder, a regular expression)
 HARVEST_FILES = rf"({re.escape(well.METADATA_FILE)}|data/train/(superres|forecast)_p\d{{4}}\.hdf5)"
@@ -67,11 +72,21 @@ class Harvest:
                                   f"{listed(others, self.root)}; choose an empty or new [harvest] dir, or move "
                                   "them elsewhere")
 
-    def add(self, snapshots: np.ndarray, *, reason: str, call: int, time: float, checks: list[str]) -> None:
-        """One example: ``snapshots`` (n_t, n, n), oldest first (forecast: history + answer)."""
-        self.pending.append({"vorticity": np.asarray(snapshots, dtype=np.float32), "call": int(call),
-                             "time": float(time), "reason_code": REASONS.index(reason) if reason in REASONS else -1,
-                             "failed_checks": ",".join(checks)})
+    def add(self, snapshots: np.ndarray, *, reason: str, call: int, time: float, checks: list[str],
+            coarse: np.ndarray | None = None, start: str | None = None) -> None:
+        """One example: ``snapshots`` (n_t, n, n), oldest first (forecast: history + answer); superres
+        also ``coarse`` (n_t, n / f, n / f), the coarse-solver state the model was called on, and
+        ``start``, one of ``STARTS``."""
+        example = {"vorticity": np.asarray(snapshots, dtype=np.float32), "call": int(call), "time": float(time),
+                   "reason_code": REASONS.index(reason) if reason in REASONS else -1,
+                   "failed_checks": ",".join(checks)}
+        if self.task == "superres":
+            if coarse is None or start not in STARTS:
+                raise ValueError(f"a superres example needs its coarse-solver state and a start in {STARTS}")
+            example[coarse_runs.group_name(self.config.factor)] = np.asarray(coarse, dtype=np.float32)
+            example["coarse_solver_horizon"] = np.full(len(example["vorticity"]), -1, dtype=np.int64)
+            example["start_code"] = STARTS.index(start)
+        self.pending.append(example)
 
     def __len__(self) -> int:
         return len(self.parts) + bool(self.pending)
@@ -90,8 +105,11 @@ class Harvest:
             self.root / rel, dataset_name=f"harvest-{cfg.name}", trajectories=self.pending,
             times=np.arange(n_t) * self.interval, x=x, y=x, boundary=cfg.boundary, parameters=params,
             attrs={"config_hash": self.config_hash, "boundary": cfg.boundary, "harvest": True},
-            provenance_attrs={"reasons": json.dumps(list(REASONS)), "hybrid_config": json.dumps(cfg.to_dict())},
-            provenance_keys=("call", "time", "reason_code"))
+            provenance_attrs={"reasons": json.dumps(list(REASONS)), "starts": json.dumps(list(STARTS)),
+                              "hybrid_config": json.dumps(cfg.to_dict())},
+            provenance_keys=("call", "time", "reason_code") + (("start_code",) if self.task == "superres" else ()),
+            coarse_solver=({coarse_runs.group_name(cfg.factor): (int(cfg.factor), -1)} if self.task == "superres"
+                           else None))
         self.parts.append(rel)
         self.pending = []
         self._write_metadata()
@@ -107,6 +125,8 @@ class Harvest:
             "splits": {"train": {"files": list(self.parts)}},
             "normalization": self.normalization or _stats(self.root, self.parts),
             "coarse": {"factors": [int(cfg.factor)], "method": "spectral"},
+            # the run's own coarse states (horizon -1: the run's, since its last re-anchor)
+            **({"coarse_solver": {"factors": [int(cfg.factor)], "horizon": -1}} if self.task == "superres" else {}),
             "config": {"n": cfg.n, "interval": self.interval, "reynolds": [cfg.reynolds], "name": cfg.name},
             "hybrid": cfg.to_dict(), "task": self.task,
             "description": "inputs the surrogate got wrong during a hybrid run, with the solver's answer",

@@ -314,7 +314,7 @@ class HybridSimulation:
                     and st.accepted_outputs % cfg.harvest_audit_every == 0):
                 # an audit: the fine solver's answer for an accepted call, so a harvest also learns
                 # where the checks let the model through (out of distribution: every call)
-                self._harvest_superres(coarse_before, t1, replace(decision, reason="audit"))
+                self._harvest_superres(j, coarse_before, coarse, replace(decision, reason="audit"))
             if self.rank == 0:
                 st.previous_trusted, st.previous_trusted_tick = fine, j
             # re-anchor: a fine burst from the accepted field, restricted onto the coarse grid
@@ -335,23 +335,30 @@ class HybridSimulation:
         if self.rank == 0:
             fine = np.asarray(spectral_upsample(coarse, cfg.factor))
             if decision.called and self.harvest is not None and coarse_before is not None:
-                self._harvest_superres(coarse_before, t1, decision)
+                self._harvest_superres(j, coarse_before, coarse, decision)
         else:
             fine = None
         self._log(decision)
         return w_local, (fine, None, "interpolation")
 
-    def _harvest_superres(self, coarse_before, t1, decision: Decision):
-        """The fine solver's answer at t1, from the interpolated coarse state one interval earlier."""
+    def _harvest_superres(self, j: int, coarse_before, coarse, decision: Decision):
+        """One pair made as the data set's coarse-solver pairs are (:mod:`flexcouple.data.coarse_runs`):
+        the run's coarse state at tick ``j`` (what the model was called on) and the fine solver's answer
+        then, integrated over one interval from the best fine field one interval earlier: the accepted
+        output of tick j - 1 when there is one (it carries the small scales, which one interval from
+        an interpolated field does not regrow), else the coarse state then, interpolated."""
         from solver import NavierStokes2D
+        st = self.state
         if not hasattr(self, "_serial_fine"):
             self._serial_fine = NavierStokes2D(self.cfg.n, **self.cfg.solver_kwargs())
         start = time.perf_counter()
-        fine0 = np.asarray(spectral_upsample(coarse_before, self.cfg.factor))
-        answer = np.asarray(self._serial_fine.advance(fine0, self.dt_tick))
+        from_output = st.previous_trusted is not None and st.previous_trusted_tick == j - 1
+        fine0 = st.previous_trusted if from_output else np.asarray(spectral_upsample(coarse_before, self.cfg.factor))
+        answer = np.asarray(self._serial_fine.advance(np.asarray(fine0, dtype=np.float64), self.dt_tick))
         self.state.timers.solver += time.perf_counter() - start
-        self.harvest.add(answer[None], reason=decision.reason, call=decision.call, time=t1,
-                         checks=decision.failed_checks or [])
+        self.harvest.add(answer[None], coarse=np.asarray(coarse)[None], reason=decision.reason, call=decision.call,
+                         time=j * self.dt_tick, checks=decision.failed_checks or [],
+                         start="output" if from_output else "interpolation")
 
     # ---- leapfrog ---------------------------------------------------------------------------------
     def _leapfrog_tick(self, j: int, w_local):

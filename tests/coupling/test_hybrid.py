@@ -148,14 +148,48 @@ def test_harvest_writes_a_forecast_data_set_of_the_rejected_calls(tmp_path):
     assert np.allclose(target, pure.fields[i], atol=1e-4 * np.abs(pure.fields[i]).max())
 
 
-def test_harvest_writes_a_superres_data_set(tmp_path):
+def test_harvest_writes_a_superres_data_set_of_the_coarse_states_the_model_was_called_on(tmp_path):
+    from coupling.harvest import STARTS
+    from flexcouple.data.coarsen import upsample
     from flexcouple.data.datasets import SuperResDataset
     cfg = config(mode="superres", factor=2, harvest_enabled=True, max_rejections=100)
     res = HybridSimulation(cfg, Broken("shift", factor=2), out=tmp_path).run()
     n_rejected = sum(d["called"] for d in res.decisions)
-    ds = SuperResDataset(tmp_path / "harvest", "train", factor=2, upsample="spectral")
+    ds = SuperResDataset(tmp_path / "harvest", "train", factor=2, upsample="spectral", coarse_source="solver")
     assert len(ds) == n_rejected > 0
     assert ds[0]["target"].shape == (1, 32, 32)
+    # the condition is the run's coarse state at that output: the coarse solver's own run
+    coarse_run = HybridSimulation(cfg.replace(mode="pure", n=16, spinup=0.0, harvest_enabled=False)).run(
+        omega0=_restrict(res.fields[0], 2))
+    condition = ds.denormalize(ds[0]["condition"][0].double().numpy())
+    expected = upsample(coarse_run.fields[1], 2, "spectral")
+    assert np.abs(condition - expected).max() <= 1e-5 * np.abs(expected).max()
+    import h5py
+    with h5py.File(next((tmp_path / "harvest").rglob("*.hdf5")), "r") as f:  # nothing accepted: every start
+        assert {int(c) for c in np.asarray(f["provenance/start_code"]).ravel()} == {STARTS.index("interpolation")}
+
+
+def test_an_audit_answer_starts_from_the_previous_accepted_output(pure, tmp_path):
+    from coupling.harvest import STARTS
+    cfg = config(mode="superres", factor=2, disabled_checks=["superres_consistency"], harvest_enabled=True,
+                 harvest_audit_every=1)
+    HybridSimulation(cfg, SolverSurrogate(32, cfg.solver_kwargs(), factor=2), out=tmp_path).run()
+    import h5py
+    answers, starts, times = [], [], []
+    for part in sorted((tmp_path / "harvest").rglob("*.hdf5")):  # one part file per run checkpoint
+        with h5py.File(part, "r") as f:
+            answers += list(np.asarray(f["t0_fields/vorticity"][:, 0], dtype=np.float64))
+            starts += list(np.asarray(f["provenance/start_code"]).ravel())
+            times += list(np.asarray(f["provenance/time"]).ravel())
+    assert len(answers) >= 4
+    # the oracle's outputs are the fine solver's, so an answer from the previous output is the pure run's
+    # field (to the file's float32); only the first call has no accepted output before it
+    assert starts[0] == STARTS.index("interpolation") and set(starts[1:]) == {STARTS.index("output")}
+    for answer, t in zip(answers[1:], times[1:]):
+        truth = pure.fields[int(round(t / 0.25))]
+        assert np.abs(answer - truth).max() <= 1e-5 * np.abs(truth).max()
+    first = pure.fields[int(round(times[0] / 0.25))]
+    assert np.abs(answers[0] - first).max() > 1e-3 * np.abs(first).max()  # the interpolated start lost scales
 
 
 def test_an_audit_harvests_every_nth_accepted_call_and_leaves_the_run_unchanged(pure, tmp_path):
