@@ -161,13 +161,13 @@ def on_grid(fields, n):
     return np.stack([np.asarray(spectral_resample(f, (n, n))) for f in fields])
 
 
-def metrics(fields, truth, times, n) -> dict:
+def metrics(fields, truth, times) -> dict:
     corr = np.asarray(pearson(fields, truth), dtype=np.float64)
     t95 = decorrelation_time(corr, times, THRESHOLD)
     censored = not math.isfinite(t95)
     t_from = times[len(times) // 2] if censored else t95
     after = times >= t_from - 1e-9
-    spec = statistics_spectrum_error(fields[after], truth[after], n // 3)
+    spec = statistics_spectrum_error(fields[after], truth[after])
     u_pred = velocity_from_vorticity(fields[after])[0].mean(axis=(0, 1))
     u_true = velocity_from_vorticity(truth[after])[0].mean(axis=(0, 1))
     profile = float(np.linalg.norm(u_pred - u_true) / np.linalg.norm(u_true))
@@ -238,7 +238,7 @@ def measure_field(base, args, seed, surrogate, times, methods, truths: Path, rec
             continue
         # any grid, not only divisors of n (grids between n/2 and n matter for equal accuracy)
         res, cost = run(base.replace(mode="pure", n=g), np.asarray(spectral_resample(omega0, (g, g))) if g < args.n else omega0)
-        out[f"pure_{g}"] = dict(metrics(on_grid(res.fields, args.n), truth, times, args.n), cost=cost)
+        out[f"pure_{g}"] = dict(metrics(on_grid(res.fields, args.n), truth, times), cost=cost)
     for mode in (m for m in methods if m.removesuffix(UNGUARDED) in HYBRID_MODES and m not in out):
         if record:
             out.setdefault("added_later", {})[mode] = {"loadavg_start": list(os.getloadavg())}
@@ -250,7 +250,7 @@ def measure_field(base, args, seed, surrogate, times, methods, truths: Path, rec
         failing = [c for d in res.decisions for c in d.get("checks", []) if not c.get("passed", True)]
         failed = dict(Counter(c["name"] for c in failing))
         ratios = [c["value"] / c["threshold"] for c in failing if c.get("threshold") and c.get("value") is not None]
-        out[mode] = dict(metrics(res.fields, truth, times, args.n), cost=cost, calls=s["calls"],
+        out[mode] = dict(metrics(res.fields, truth, times), cost=cost, calls=s["calls"],
                          accepted=s["accepted"], time_s=s["time_s"], rejected=s["rejected"], failed_checks=failed,
                          failed_value_over_threshold_median=float(np.median(ratios)) if ratios else None)
     if not record:  # a record's own start and end loads stay those of its first measurement

@@ -88,7 +88,7 @@ def measure_backend(n: int, backend: str, dtype: str, blocks: int = 5, min_block
     def performed_pair():
         # as the step does them: the forward transform of the dealiased terms skips the columns the
         # 2/3 rule drops (pyfftw; the same as the full pair on the other backends)
-        one_fft_pair(sim._dealias_columns)
+        one_fft_pair(sim.equation.dealias_columns)
 
     # warm-up (plans, coefficient cache, caches), then size the blocks to ~min_block_s
     step()
@@ -111,7 +111,7 @@ def measure_backend(n: int, backend: str, dtype: str, blocks: int = 5, min_block
     return {"n": n, "backend": backend, "dtype": dtype, "ms_per_step": ms_step, "ms_per_fft": ms_fft,
             "fft_floor_ms": floor, "ratio_to_floor": ms_step / floor,
             "performed_fft_ms": ms_performed, "ratio_to_performed_ffts": ms_step / ms_performed,
-            "dealias_columns": sim._dealias_columns, "dt": dt, "finite": finite,
+            "dealias_columns": sim.equation.dealias_columns, "dt": dt, "finite": finite,
             "threads": be.threads, "kernels": sim.kernels}
 
 

@@ -30,7 +30,7 @@ from coupling.config import PRECISIONS
 from coupling.report import statistics_spectrum_error
 from coupling.surrogates import FlexSurrogate
 from flexcouple.data.coarsen import spectral_resample
-from flexcouple.evaluation.metrics import energy_spectrum
+from solver.diagnostics import energy_spectrum, resolved_band
 from provenance import finish, provenance, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,7 +74,7 @@ def band_ratios(fields, truth) -> dict:
     k, e = energy_spectrum(fields)
     _, t = energy_spectrum(truth)
     e, t = e.mean(axis=0), t.mean(axis=0)
-    k_max = truth.shape[-1] // 3
+    k_max = resolved_band(truth.shape[-1])[1]
     out = {}
     for a, b in BANDS:
         lo, hi = int(a * k_max) + (a > 0.25), int(b * k_max)
@@ -103,14 +103,13 @@ def main(argv=None) -> int:
     for j, (re, coarse, spectral, truth) in enumerate(trajectories(dataset)):
         if args.max_trajectories is not None and j >= args.max_trajectories:
             break
-        n = truth.shape[-1]
         row = {"trajectory": j, "reynolds": re, "snapshots": len(truth),
-               "spectral": {"statistics_error": statistics_spectrum_error(spectral, truth, n // 3),
+               "spectral": {"statistics_error": statistics_spectrum_error(spectral, truth),
                             "bands": band_ratios(spectral, truth)}}
         for ck, sur in models.items():
             t0 = time.perf_counter()
             sr = np.stack([sur.superres(c, re, call=i).mean for i, c in enumerate(coarse)])
-            row[ck] = {"statistics_error": statistics_spectrum_error(sr, truth, n // 3),
+            row[ck] = {"statistics_error": statistics_spectrum_error(sr, truth),
                        "bands": band_ratios(sr, truth), "s_per_call": (time.perf_counter() - t0) / len(coarse)}
         rows.append(row)
         print(f"trajectory {j} (Re {re:g}): " + ", ".join(

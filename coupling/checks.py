@@ -44,6 +44,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solver import diagnostics
+from solver.diagnostics import resolved_band
+from solver.resample import coarsen
+
 MIN_SAMPLES = 4
 MAD_SCALE = 1.4826
 
@@ -200,7 +204,6 @@ class SuperresConsistency(DriftCheck):
         return ctx.coarse is not None
 
     def value(self, ctx):
-        from solver.resample import coarsen
         restricted = coarsen(ctx.candidate, ctx.candidate.shape[-1] // ctx.coarse.shape[-1], "spectral")
         return float(np.linalg.norm(restricted - ctx.coarse) / max(np.linalg.norm(ctx.coarse), 1e-300))
 
@@ -264,60 +267,66 @@ def forecast_factor(n: int) -> int:
 
 # ------------------------------------------------------------------------------------------------
 class FieldDiagnostics:
-    """Spectra, budgets and velocities of global fields, from a serial solver of the run's physics
-    (so the budget terms are the solver's own)."""
+    """Spectra, budgets, tendencies and velocities of global fields: the functions of
+    :mod:`solver.diagnostics` on the run's equation (so the budget terms are the solver's own), on the
+    fine grid and, for super-resolution, on the coarse one; and the coarse forecast of the forecast
+    check, the one part that runs a solver."""
 
     def __init__(self, n: int, solver_kwargs: dict, coarse_n: int | None = None):
-        from solver import NavierStokes2D
-        kwargs = dict(solver_kwargs, backend="numpy", dtype="float64")
-        self._kwargs = kwargs
+        from solver.equations import VorticityEquation
+        self._kwargs = dict(solver_kwargs)
         self._forecast_sim = None
-        self.sim = NavierStokes2D(n, **kwargs)
+        self.eq = VorticityEquation.serial(n, **self._kwargs)
         self.n = n
-        self.solid = None if self.sim.solid_fraction is None else np.asarray(self.sim.solid_fraction)
-        self.has_budgets = self.sim.boundary in ("periodic", "free-slip")
+        self.solid = None if self.eq.solid_fraction is None else np.asarray(self.eq.solid_fraction)
+        self.has_budgets = self.eq.flow.boundary_kind in ("periodic", "free-slip")
         self.coarse_n = coarse_n
-        self._coarse_sim = NavierStokes2D(coarse_n, **kwargs) if coarse_n else None
-        self.k_max = n // 3                                   # the 2/3-rule cut-off
-        # resolved band: what the coarse grid carries (superres), else the lower half of the spectrum
-        self.k_resolved = (coarse_n // 3) if coarse_n else self.k_max // 2
+        self._coarse_eq = VorticityEquation.serial(coarse_n, **self._kwargs) if coarse_n else None
+        # the fine grid's resolved band, and where the tail begins: what the coarse grid carries
+        # (superres), else the upper half of the resolved band
+        self.k_max = resolved_band(n)[1]
+        self.k_resolved = resolved_band(coarse_n)[1] if coarse_n else self.k_max // 2
 
     def band(self, which: str) -> tuple[int, int]:
         return (1, self.k_resolved) if which == "resolved" else (self.k_resolved + 1, self.k_max)
 
     def spectrum(self, w: np.ndarray) -> np.ndarray:
-        return self.sim.spectrum(w)[1]
+        return diagnostics.spectrum(self.eq, self.eq.spectral_of(w))[1]
 
     def spectrum_of_coarse(self, coarse: np.ndarray) -> np.ndarray:
+        """The coarse field's spectrum, zero above the coarse grid's shells (the fine spectrum's length)."""
         e = np.zeros_like(self.spectrum(np.zeros((self.n, self.n))))
-        ec = self._coarse_sim.spectrum(coarse)[1]
+        ec = diagnostics.spectrum(self._coarse_eq, self._coarse_eq.spectral_of(coarse))[1]
         m = min(len(e), len(ec))
         e[:m] = ec[:m]
         return e
 
     def budget(self, w: np.ndarray, quantity: str) -> tuple[float, float]:
+        w_hat = self.eq.spectral_of(w)
         if quantity == "energy":
-            b = self.sim.energy_budget(w)
+            b = diagnostics.energy_budget(self.eq, w_hat)
             return b["energy"], b["dE_dt"]
-        b = self.sim.enstrophy_budget(w)
+        b = diagnostics.enstrophy_budget(self.eq, w_hat)
         return b["enstrophy"], b["dZ_dt"]
 
     def coarse_forecast(self, w0: np.ndarray, w1: np.ndarray, dt: float):
         """(S(R w0), R w0, R w1): the coarse solver's forecast of the restricted field, its start, and
         the restricted candidate (R: spectral truncation onto n / 4, at least 32^2)."""
-        from solver.resample import coarsen
         from solver import NavierStokes2D
         factor = forecast_factor(self.n)
         if self._forecast_sim is None:
-            self._forecast_sim = NavierStokes2D(self.n // factor, **self._kwargs)
+            self._forecast_sim = NavierStokes2D(self.n // factor, **dict(self._kwargs, backend="numpy", dtype="float64"))
         r0, r1 = coarsen(w0, factor, "spectral"), coarsen(w1, factor, "spectral")
         return np.asarray(self._forecast_sim.advance(r0, dt)), r0, r1
 
     def tendency(self, w: np.ndarray) -> np.ndarray:
-        return np.asarray(self.sim.tendency(w))
+        return np.asarray(self.eq.physical_of(self.eq.tendency(self.eq.spectral_of(w))))
 
     def velocity(self, w: np.ndarray):
-        return self.sim.velocity(w)
+        """(u, v), the mean flow of penalised runs included."""
+        u, v = self.eq.velocity_fluctuation(self.eq.spectral_of(w))
+        u0, v0 = self.eq.mean_velocity
+        return self.eq.grid.restrict(u) + u0, self.eq.grid.restrict(v) + v0
 
 
 class CheckSuite:

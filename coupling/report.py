@@ -69,12 +69,14 @@ def read_trajectory(path: str | Path) -> dict:
 
 
 def statistics_spectrum_error(fields: np.ndarray, reference: np.ndarray, k_max: int | None = None) -> float:
-    """Relative L2 distance of log E(k), 1 <= k <= ``k_max`` (default n/3), between the time-mean energy
-    spectra of ``fields`` and ``reference`` (each (T, n, n): the statistics window)."""
-    from flexcouple.evaluation.metrics import energy_spectrum, log_spectrum_distance
+    """Relative L2 distance of log E(k), 1 <= k <= ``k_max`` (default: the band the solver resolves on
+    that grid, n // 3), between the time-mean energy spectra of ``fields`` and ``reference`` (each
+    (T, n, n): the statistics window)."""
+    from flexcouple.evaluation.metrics import log_spectrum_distance
+    from solver.diagnostics import energy_spectrum, resolved_band
     k, e_pred = energy_spectrum(np.asarray(fields))
     _, e_true = energy_spectrum(np.asarray(reference))
-    k_max = k_max or np.asarray(fields).shape[-1] // 3
+    k_max = k_max or resolved_band(np.asarray(fields).shape[-1])[1]
     return float(log_spectrum_distance(k, e_pred.mean(axis=0), e_true.mean(axis=0), k_max)["band"])
 
 

@@ -40,6 +40,8 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
+from solver.diagnostics import resolved_band
+
 
 __all__ = ["logsnr_schedule", "alpha_sigma", "residual_base", "model_base", "SPACES", "check_space",
            "ResidualDiffusion", "as_task_batches", "prepare_sampling_inputs", "cat_features",
@@ -255,7 +257,7 @@ def band_spectrum(x: torch.Tensor, bands_per_octave: int = 2) -> torch.Tensor:
         raise ValueError(f"bands_per_octave must be a positive integer, got {bands_per_octave!r}")
     b = int(bands_per_octave)
     n = x.shape[-1]
-    k_max = n // 3
+    k_max = resolved_band(n)[1]
     power = torch.fft.fft2(x.float(), norm="forward").abs().square().sum(dim=1)
     k = torch.fft.fftfreq(n, 1.0 / n, device=x.device)
     shell = torch.sqrt(k[:, None] ** 2 + k[None, :] ** 2).round().long().clamp_max(k_max + 1)

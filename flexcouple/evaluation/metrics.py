@@ -53,6 +53,9 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from solver import diagnostics
+from solver.diagnostics import wavenumbers  # noqa: F401  (re-exported: the evaluation's fields share it)
+
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -171,22 +174,22 @@ def field_metrics(pred, true, data_range=None, periodic: bool = True) -> dict[st
 
 
 # ---------------------------------------------------------------------------------------- spectra
-def wavenumbers(shape: tuple[int, int], length: float = 2 * math.pi) -> tuple[np.ndarray, np.ndarray]:
-    """Angular wavenumbers (kx, ky) of the real FFT of a (nx, ny) field on a periodic box of side
-    ``length`` ("ij" layout; ky runs over the rfft half-plane). Integers on [0, 2pi)^2."""
-    nx, ny = shape
-    kx = np.fft.fftfreq(nx, d=length / (2 * math.pi * nx))
-    ky = np.fft.rfftfreq(ny, d=length / (2 * math.pi * ny))
-    return np.meshgrid(kx, ky, indexing="ij")
+# one definition each, the solver's (solver.diagnostics); these take torch tensors too
+def energy_spectrum(vorticity, length: float = 2 * math.pi) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`solver.diagnostics.energy_spectrum` of numpy arrays or torch tensors."""
+    return diagnostics.energy_spectrum(as_numpy(vorticity), length)
 
 
-def _rfft_weights(ny: int) -> np.ndarray:
-    """Multiplicity of each rfft column in the full spectrum (conjugate symmetry)."""
-    w = np.full(ny // 2 + 1, 2.0)
-    w[0] = 1.0
-    if ny % 2 == 0:
-        w[-1] = 1.0
-    return w
+def scalar_spectrum(field, length: float = 2 * math.pi) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`solver.diagnostics.scalar_spectrum` of numpy arrays or torch tensors."""
+    return diagnostics.scalar_spectrum(as_numpy(field), length)
+
+
+def field_band(shape: tuple[int, int]) -> tuple[int, int]:
+    """The shells an evaluation compares: a data set's snapshots are truncations of a finer run (or
+    another solver's fields), resolved to the Nyquist square (``solver.diagnostics.resolved_band``
+    with ``dealiased=False``)."""
+    return diagnostics.resolved_band(min(shape), dealiased=False)
 
 
 def velocity_from_vorticity(vorticity, length: float = 2 * math.pi) -> tuple[np.ndarray, np.ndarray]:
@@ -207,56 +210,6 @@ def velocity_from_vorticity(vorticity, length: float = 2 * math.pi) -> tuple[np.
     return u, v
 
 
-def _shell_sum(density: np.ndarray, shells: np.ndarray, n_shells: int) -> np.ndarray:
-    """Sum a (..., nx, ny//2+1) spectral density over integer shells -> (..., n_shells)."""
-    lead = density.shape[:-2]
-    flat = density.reshape(-1, density.shape[-2] * density.shape[-1])
-    idx = shells.ravel()
-    out = np.stack([np.bincount(idx, weights=row, minlength=n_shells)[:n_shells] for row in flat])
-    return out.reshape(*lead, n_shells)
-
-
-def _shells(shape, length):
-    kx, ky = wavenumbers(shape, length)
-    kmag = np.sqrt(kx**2 + ky**2) * length / (2 * math.pi)  # in units of the box's fundamental
-    shells = np.floor(kmag + 0.5).astype(np.int64)  # k - 1/2 <= |k| < k + 1/2
-    return shells, int(shells.max()) + 1
-
-
-def energy_spectrum(vorticity, length: float = 2 * math.pi) -> tuple[np.ndarray, np.ndarray]:
-    """Isotropic kinetic-energy spectrum E(k) of vorticity field(s) (..., nx, ny).
-
-    Returns (k, E) with k = 0, 1, ..., (integer shells; in units of 2 pi / length) and E of shape
-    (..., len(k)). |u_hat|^2 + |v_hat|^2 = |omega_hat|^2 / |k|^2, so no velocity is formed.
-    """
-    w = as_numpy(vorticity)
-    nx, ny = w.shape[-2:]
-    kx, ky = wavenumbers((nx, ny), length)
-    k2 = kx**2 + ky**2
-    k2[0, 0] = np.inf  # the mean vorticity carries no energy
-    w_hat = np.fft.rfft2(w, axes=(-2, -1)) / (nx * ny)
-    density = 0.5 * np.abs(w_hat) ** 2 / k2 * _rfft_weights(ny)
-    shells, n_shells = _shells((nx, ny), length)
-    return np.arange(n_shells), _shell_sum(density, shells, n_shells)
-
-
-def scalar_spectrum(field, length: float = 2 * math.pi) -> tuple[np.ndarray, np.ndarray]:
-    """Isotropic spectrum of a scalar field, sum over shells of |f_hat|^2 / 2 (e.g. one velocity
-    component, for the unseen-observable test where the fields are not vorticity)."""
-    f = as_numpy(field)
-    nx, ny = f.shape[-2:]
-    f_hat = np.fft.rfft2(f, axes=(-2, -1)) / (nx * ny)
-    density = 0.5 * np.abs(f_hat) ** 2 * _rfft_weights(ny)
-    shells, n_shells = _shells((nx, ny), length)
-    return np.arange(n_shells), _shell_sum(density, shells, n_shells)
-
-
-def resolved_band(shape: tuple[int, int]) -> tuple[int, int]:
-    """Shells (k_min, k_max) = (1, min(nx, ny) // 2): the shells that lie wholly inside the grid's
-    Nyquist square; the corners beyond k_max are only partly sampled and are left out."""
-    return 1, min(shape) // 2
-
-
 LOG_FLOOR = 1e-12  # energies below this fraction of the reference spectrum's peak count as the floor
 
 
@@ -264,7 +217,7 @@ def spectrum_error(pred, true, observable: str = "vorticity", length: float = 2 
                    average: bool = True) -> dict[str, np.ndarray | float]:
     """Relative L2 distance of log E(k): ||log E_pred - log E_true|| / ||log E_true||.
 
-    Over the resolved band (``resolved_band``) and over its top octave k_max/2 < k <= k_max, where a
+    Over the resolved band (``field_band``) and over its top octave k_max/2 < k <= k_max, where a
     super-resolution model shows whether it puts the fine scales back. ``average=True`` compares the
     batch-averaged spectra (one number); ``False`` gives one value per field. Energies are clipped
     from below at 1e-12 of the reference's peak, so a prediction with no energy in a shell (spectral
@@ -278,7 +231,7 @@ def spectrum_error(pred, true, observable: str = "vorticity", length: float = 2 
     if average:
         e_pred = e_pred.reshape(-1, len(k)).mean(axis=0)
         e_true = e_true.reshape(-1, len(k)).mean(axis=0)
-    return log_spectrum_distance(k, e_pred, e_true, resolved_band(pred.shape[-2:])[1])
+    return log_spectrum_distance(k, e_pred, e_true, field_band(pred.shape[-2:])[1])
 
 
 def log_spectrum_distance(k, e_pred, e_true, k_max: int) -> dict[str, np.ndarray | float]:

@@ -108,7 +108,7 @@ def reduce_records(records: list[dict]) -> dict:
             out["rfne_sem"] = vals.std(axis=0, ddof=1) / math.sqrt(n)
     out["member_rfne"] = _mean(np.stack([np.asarray(r["member_rfne"]) for r in records]))
     k_shells = records[0]["spectra"]["k"]
-    k_max = metrics.resolved_band(tuple(records[0]["shape"]))[1]
+    k_max = metrics.field_band(tuple(records[0]["shape"]))[1]
     spectra = {name: _mean(np.stack([r["spectra"][name] for r in records])) for name in ("true", "mean", "member")}
     for name in ("mean", "member"):
         dist = metrics.log_spectrum_distance(k_shells, spectra[name], spectra["true"], k_max)

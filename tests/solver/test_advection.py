@@ -43,7 +43,7 @@ def classical_advection(sim, w_hat):
 def test_basdevant_advection_equals_the_classical_form(boundary, backend):
     sim = NavierStokes2D(48, 300.0, boundary=boundary, backend=backend)
     w_hat = band_limited_spectrum(sim, seed=3)
-    ours = sim.spectral.dealias_np * sim._explicit(w_hat.copy())
+    ours = sim.spectral.dealias_np * sim.equation.explicit(w_hat.copy())
     ref = classical_advection(sim, w_hat)
     assert np.abs(ours - ref).max() / np.abs(ref).max() < 1e-12
 
@@ -51,7 +51,7 @@ def test_basdevant_advection_equals_the_classical_form(boundary, backend):
 def test_basdevant_advection_subtracts_the_forcing():
     sim = NavierStokes2D(32, 300.0, forcing="kolmogorov")
     w_hat = band_limited_spectrum(sim, seed=4)
-    ours = sim.spectral.dealias_np * (sim._explicit(w_hat.copy()) + sim._forcing_hat)
+    ours = sim.spectral.dealias_np * (sim.equation.explicit(w_hat.copy()) + sim.equation.forcing_hat)
     ref = classical_advection(sim, w_hat)
     assert np.abs(ours - ref).max() / np.abs(ref).max() < 1e-12
 
@@ -67,7 +67,7 @@ SCRIPT = textwrap.dedent("""
         sim = NavierStokes2D(48, 300.0, boundary=boundary, comm=comm)
         omega = np.random.default_rng(3).standard_normal((48, 48))
         w_hat = sim.to_spectral(omega[sim.local_rows]) * sim.spectral.dealias_np
-        term = gather(sim.to_physical(sim.spectral.dealias_np * sim._explicit(w_hat)), sim)
+        term = gather(sim.to_physical(sim.spectral.dealias_np * sim.equation.explicit(w_hat)), sim)
         if comm.rank == 0:
             np.save(f"{sys.argv[1]}/{boundary}.npy", term)
 """)

@@ -34,7 +34,7 @@ def test_fused_kernels_reproduce_the_numpy_path_bit_for_bit_in_float64(monkeypat
     b = fused.advance(omega0, 0.3)
     assert np.array_equal(a, b)
     # the speed bound for the CFL condition comes out of the fused products pass
-    assert fused._speed == ref._speed > 0
+    assert fused.equation.speed == ref.equation.speed > 0
     assert ref.last_stats["steps"] == fused.last_stats["steps"]
     if case.get("boundary") == "channel":  # the mean flow enters the products
         np.testing.assert_array_equal(ref.mean_velocity, fused.mean_velocity)
@@ -111,5 +111,5 @@ def test_the_fused_speed_bound_sees_a_nan(monkeypatch):
     sim = solver(monkeypatch, "numba", n=32, reynolds=100.0)
     w = sim.to_spectral(random_field(32, seed=0))
     w[3, 2] = np.nan
-    sim._explicit(w, record_speed=True)
-    assert np.isnan(sim._speed)
+    sim.equation.explicit(w, record_speed=True)
+    assert np.isnan(sim.equation.speed)
