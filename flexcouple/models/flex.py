@@ -11,6 +11,11 @@ Structure (arXiv 2505.17351 and its public code), for channels ``c_0..c_{L-1}`` 
 - Decoder: its own embedding ``e'`` (added to the condition token, and conditioning its ResBlocks),
   then ResBlocks fed ``concat(x, encoder_skip + task_skip)``, upsampling back to full resolution, and
   a zero-initialised GN-SiLU-conv output: the network starts by predicting 0.
+- ``stem`` s > 1 (ours, for CPU budgets; the paper's code has s = 1): the network runs on the field
+  folded space-to-depth (``pixel_unshuffle``: each s x s block of cells becomes s^2 channels), so
+  its first level is on (H / s)^2 instead of H^2, and the output is unfolded (``pixel_shuffle``) back
+  to H^2: every fine cell keeps its own output channel. On a CPU the top level's convolutions,
+  norms and activations are most of a call (80% at 256^2 for ``c16``); s = 2 makes them a quarter.
 - Task encoders (one per task: superres reads the upsampled coarse field, forecast the past
   snapshots): the same conv encoder with only the Reynolds-number embedding, no time, no transformer.
   Weak conditioning: their skips are ADDED to the shared encoder's layer outputs, so the shared
@@ -79,21 +84,25 @@ class FLEX(Backbone):
 
     def __init__(self, *, channels: list[int], res_blocks: list[int], depth: int, heads: int,
                  mlp_ratio: float = 2.0, dropout: float = 0.1, tasks=("superres",), cond_snapshots: int = 2,
-                 image_size: int = 256, periodic: bool = True, embed_seed: int = 0):
+                 image_size: int = 256, periodic: bool = True, embed_seed: int = 0, stem: int = 1):
         super().__init__(tasks, cond_snapshots)
         if len(channels) != len(res_blocks):
             raise ValueError("channels and res_blocks need one entry per level")
-        self.divisor = 2 ** len(channels)
+        if isinstance(stem, bool) or not isinstance(stem, int) or stem < 1:
+            raise ValueError(f"stem (the space-to-depth factor) must be an integer >= 1, got {stem!r}")
+        self.stem = stem
+        self.divisor = stem * 2 ** len(channels)
         if image_size % self.divisor:
             raise ValueError(f"image_size {image_size} must be divisible by {self.divisor}")
         dim = channels[-1]
         self.grid = (image_size // self.divisor,) * 2
+        folded = stem * stem  # channels per input channel after the space-to-depth fold
 
         # shared encoder: embedding of (t, Re), conv encoder, ViT first half + middle block
         self.time_fourier = FourierEmbedding(dim, seed=embed_seed)
         self.time_embed = nn.Sequential(nn.Linear(dim, 2 * dim), nn.SiLU(), nn.Linear(2 * dim, dim))
         self.reynolds_embed = ScalarMLP(dim)
-        self.encoder = ConvEncoder(1, channels, res_blocks, dim, dropout, periodic)
+        self.encoder = ConvEncoder(folded, channels, res_blocks, dim, dropout, periodic)
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], dim))
         self.vit_encoder = nn.ModuleList([TransformerBlock(dim, heads, mlp_ratio, dropout)
                                           for _ in range(depth // 2)])
@@ -102,7 +111,7 @@ class FLEX(Backbone):
         nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-2.0, b=2.0)
 
         self.task_encoders = nn.ModuleDict({
-            task: TaskEncoder(task_channels(task, cond_snapshots), channels, res_blocks, dropout, periodic)
+            task: TaskEncoder(task_channels(task, cond_snapshots) * folded, channels, res_blocks, dropout, periodic)
             for task in self.tasks})
 
         # decoder: its own embedding, ViT second half with long skips, conv decoder
@@ -129,19 +138,22 @@ class FLEX(Backbone):
                     layers.append(ResBlock(ch, ch, dim, dropout, periodic, resample="up"))
                 blocks.append(EmbedSequential(layers))
         dec.blocks = nn.ModuleList(blocks)
-        dec.out = nn.Sequential(group_norm(ch), nn.SiLU(), zero_init(conv3x3(ch, 1, periodic)))
+        dec.out = nn.Sequential(group_norm(ch), nn.SiLU(), zero_init(conv3x3(ch, folded, periodic)))
         init_linear_xavier(dec)
         self.decoder = dec
 
     def encode_condition(self, condition: torch.Tensor, reynolds: torch.Tensor, task: str) -> TaskFeatures:
         self.check_condition(condition, reynolds, task)
-        return self.task_encoders[task](condition, self.scaled_reynolds(reynolds))
+        return self.task_encoders[task](self._fold(condition), self.scaled_reynolds(reynolds))
+
+    def _fold(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_unshuffle(x, self.stem) if self.stem > 1 else x
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, reynolds: torch.Tensor,
                 features: TaskFeatures) -> torch.Tensor:
         re = self.scaled_reynolds(reynolds)
         emb = self.time_embed(self.time_fourier(t)) + self.reynolds_embed(re)
-        skips = self.encoder(x_t, emb, task_skips=features.skips)  # weak conditioning
+        skips = self.encoder(self._fold(x_t), emb, task_skips=features.skips)  # weak conditioning
 
         x = skips[-1]
         b, d, h, w = x.shape
@@ -164,4 +176,5 @@ class FLEX(Backbone):
         task_skips = list(features.skips)
         for block in dec.blocks:
             x = block(torch.cat([x, skips.pop() + task_skips.pop()], dim=1), dec_emb)
-        return dec.out(x)
+        x = dec.out(x)
+        return F.pixel_shuffle(x, self.stem) if self.stem > 1 else x

@@ -420,3 +420,40 @@ def test_hybrid_budget_sizes_are_tiny_with_fewer_channels():
             {k: v for k, v in PRESETS["flex"]["tiny"].items() if k != "channels"}
     with pytest.raises(ValueError, match="unknown size 'c16' for unet"):
         build_model("unet", "c16", ("superres",), image_size=64)
+
+
+def test_a_space_to_depth_stem_folds_the_field_and_keeps_every_fine_cell():
+    """c16s2 is c16 on the field folded 2x2 (pixel_unshuffle): output on the fine grid, the first level
+    on the half grid, periodic shifts by its total downsampling (32) commute, and gradients reach every
+    fine cell's output; bad stems are refused."""
+    from flexcouple.models.presets import PRESETS
+    assert {k: v for k, v in PRESETS["flex"]["c16s2"].items() if k != "stem"} == PRESETS["flex"]["c16"]
+    torch.manual_seed(0)
+    model = build_model("flex", "c16s2", ("superres",), image_size=64).eval()
+    bb = model.backbone
+    assert bb.stem == 2 and bb.divisor == 32 and bb.grid == (2, 2)
+    _perturb_decoder_outputs(model)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "pos_embed" in n:
+                p.zero_()
+    x = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    cond = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    re, t = torch.tensor([2000.0]), torch.tensor([0.5])
+    with torch.no_grad():
+        f = bb(x, t, re, bb.encode_condition(cond, re, "superres"))
+        rolled = lambda z: torch.roll(z, (32, -32), dims=(-2, -1))  # noqa: E731
+        g = bb(rolled(x), t, re, bb.encode_condition(rolled(cond), re, "superres"))
+    assert f.shape == (1, 1, 64, 64) and f.abs().max() > 1e-3
+    assert float((rolled(f) - g).abs().max() / f.abs().max()) < 1e-4
+    # the four cells of a 2x2 block are four output channels, not one value repeated
+    blocks = torch.nn.functional.pixel_unshuffle(f, 2)[0]
+    assert float((blocks[0] - blocks[3]).abs().max()) > 1e-3
+    x.requires_grad_(True)
+    bb(x, t, re, bb.encode_condition(cond, re, "superres"))[0, 0, 5, 6].backward()
+    assert x.grad[0, 0, 5, 6] != 0
+    with pytest.raises(ValueError, match="must be divisible by 32"):
+        build_model("flex", "c16s2", ("superres",), image_size=48)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="stem"):
+            build_model("flex", "c16", ("superres",), image_size=64, arch={"stem": bad})
