@@ -125,9 +125,13 @@ def parse(argv=None):
                    help="also run each hybrid mode with every drift check off but 'finite' (an ablation)")
     p.add_argument("--truth-only", action="store_true",
                    help="compute and keep only the spun-up fields and truths (no timing), then stop")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --truth-only: truths computed at once, one process each (one per free core)")
     args = p.parse_args(argv)
     if args.fields < 1 or args.t_end <= 0 or args.spinup < 0 or args.n < 16 or args.n % 8:
         p.error("need --fields >= 1, --t-end > 0, --spinup >= 0 and --n a multiple of 8, at least 16")
+    if args.jobs < 1 or (args.jobs > 1 and not args.truth_only):
+        p.error("--jobs must be >= 1, and more than 1 only with --truth-only (timed runs run alone)")
     if args.calibration and not Path(args.calibration).is_file():
         p.error(f"--calibration {args.calibration} is not a file: write one with `flexcouple calibrate`")
     if args.steps < 1:
@@ -276,9 +280,19 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     truths.mkdir(parents=True, exist_ok=True)
     if args.truth_only:
-        for i in range(args.fields):
-            print(f"field {i + 1}/{args.fields} (seed {5000 + i}): spin-up and truth at {2 * args.n}^2 ...", flush=True)
-            field_and_truth(base, args, 5000 + i, truths)
+        seeds = [5000 + i for i in range(args.fields)]
+        if args.jobs == 1:
+            for i, seed in enumerate(seeds):
+                print(f"field {i + 1}/{args.fields} (seed {seed}): spin-up and truth at {2 * args.n}^2 ...", flush=True)
+                field_and_truth(base, args, seed, truths)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            print(f"{args.fields} truths at {2 * args.n}^2, {args.jobs} at once ...", flush=True)
+            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for seed, _ in zip(seeds, pool.map(field_and_truth, [base] * len(seeds), [args] * len(seeds),
+                                                   seeds, [truths] * len(seeds))):
+                    print(f"truth of seed {seed} kept", flush=True)
         print(f"truths kept in {truths}; rerun without --truth-only on a quiet machine to time the methods")
         return 0
     # the solver's first use in a process loads its compiled kernels (about 1 s): not a cost of any method

@@ -33,6 +33,26 @@ def test_the_truths_are_shared_by_every_model_and_sampling_of_a_protocol(tmp_pat
     assert bench.truth_key(c, bench.base_config(c)) != bench.truth_key(a, bench.base_config(a))
     with pytest.raises(SystemExit):
         bench.parse(["--quick", "--steps", "0"])
+    for bad in (["--jobs", "2"], ["--truth-only", "--jobs", "0"]):  # timed runs run alone
+        with pytest.raises(SystemExit):
+            bench.parse(["--quick", *bad])
+
+
+@pytest.mark.slow
+def test_truths_computed_at_once_are_the_truths_computed_one_by_one(tmp_path):
+    import importlib
+
+    import numpy as np
+    script = importlib.import_module("bench_hybrid")  # by name (benchmarks/ is on the path): the workers import it so
+    small = ["--n", "32", "--t-end", "1", "--spinup", "0.5", "--truth-only"]
+    assert script.main([*small, "--fields", "2", "--out", str(tmp_path / "a"), "--jobs", "2"]) == 0
+    assert script.main([*small, "--fields", "1", "--out", str(tmp_path / "b")]) == 0
+    (par,), (ser,) = ((tmp_path / d / ".work").glob("truths-*") for d in "ab")
+    assert sorted(p.name for p in par.iterdir()) == ["truth_5000.npz", "truth_5001.npz"]
+    with np.load(par / "truth_5000.npz") as x, np.load(ser / "truth_5000.npz") as y:
+        # the same to round-off (FFTW's plans may differ between processes)
+        for key in ("truth", "omega0"):
+            assert np.abs(x[key] - y[key]).max() <= 1e-10 * np.abs(y[key]).max()
 
 
 @pytest.mark.slow
