@@ -154,11 +154,15 @@ def test_the_command_writes_the_calibration_and_refuses_to_overwrite(tmp_path, c
     assert "pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
 
 
-def test_the_regime_preset_its_calibration_and_the_shipped_c16_model_fit_together(monkeypatch):
+@pytest.mark.parametrize("model", [None, "flex-c16s2-superres256x2"])
+def test_the_regime_preset_its_calibration_and_the_shipped_x2_models_fit_together(monkeypatch, model):
     from pathlib import Path
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(repo)  # the preset names the model and the calibration relative to the repository
     cfg = HybridConfig.from_toml(repo / "benchmarks" / "presets" / "superres256x2.toml")
+    if model is not None:  # the cheaper x2 model, with its own calibration of the same regime
+        folder = f"flexcouple/shipped/{model}"
+        cfg = cfg.replace(checkpoint=folder, calibration=f"{folder}/calibration.json")
     sim = HybridSimulation(cfg)  # loads the model, checks the calibration's regime and model digest
     cal = Calibration.load(cfg.calibration)
     assert sim.checks.calibrated == cal.thresholds and cal.regime["model"] == sim.surrogate.digest
