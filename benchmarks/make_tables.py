@@ -362,6 +362,8 @@ def render_generic(d: dict) -> list[str]:
 RENDERERS = {
     "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
     "hybrid_superres256x2": render_hybrid, "hybrid_superres256x2_bf16": render_hybrid,
+    "hybrid_superres256x2_epyc": render_hybrid, "hybrid_superres256x2_c16_avx512": render_hybrid,
+    "hybrid_superres256x2_c16s2_avx512": render_hybrid,
     "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
     "harvest_superres256x2_kf8_audit": render_harvest, "harvest_superres256x2_kf8_audit_c": render_harvest,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
