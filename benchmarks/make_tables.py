@@ -366,6 +366,7 @@ RENDERERS = {
     "hybrid_superres256x2_c16s2_avx512": render_hybrid,
     "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
     "harvest_superres256x2_kf8_audit": render_harvest, "harvest_superres256x2_kf8_audit_c": render_harvest,
+    "harvest_superres256x2_kf8_audit_pairs": render_harvest,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
 }
