@@ -286,12 +286,13 @@ def main(argv=None) -> int:
                 print(f"field {i + 1}/{args.fields} (seed {seed}): spin-up and truth at {2 * args.n}^2 ...", flush=True)
                 field_and_truth(base, args, seed, truths)
         else:
+            import functools
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
             print(f"{args.fields} truths at {2 * args.n}^2, {args.jobs} at once ...", flush=True)
+            one = functools.partial(field_and_truth, base, args, work=truths)
             with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for seed, _ in zip(seeds, pool.map(field_and_truth, [base] * len(seeds), [args] * len(seeds),
-                                                   seeds, [truths] * len(seeds))):
+                for seed, _ in zip(seeds, pool.map(one, seeds)):
                     print(f"truth of seed {seed} kept", flush=True)
         print(f"truths kept in {truths}; rerun without --truth-only on a quiet machine to time the methods")
         return 0

@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from solver import diagnostics
-from solver.diagnostics import resolved_band
 from solver.resample import coarsen
 
 MIN_SAMPLES = 4
@@ -282,10 +281,11 @@ class FieldDiagnostics:
         self.has_budgets = self.eq.flow.boundary_kind in ("periodic", "free-slip")
         self.coarse_n = coarse_n
         self._coarse_eq = VorticityEquation.serial(coarse_n, **self._kwargs) if coarse_n else None
+        self._fine_shells = None
         # the fine grid's resolved band, and where the tail begins: what the coarse grid carries
         # (superres), else the upper half of the resolved band
-        self.k_max = resolved_band(n)[1]
-        self.k_resolved = resolved_band(coarse_n)[1] if coarse_n else self.k_max // 2
+        self.k_max = diagnostics.resolved_band(n)[1]
+        self.k_resolved = diagnostics.resolved_band(coarse_n)[1] if coarse_n else self.k_max // 2
 
     def band(self, which: str) -> tuple[int, int]:
         return (1, self.k_resolved) if which == "resolved" else (self.k_resolved + 1, self.k_max)
@@ -295,7 +295,9 @@ class FieldDiagnostics:
 
     def spectrum_of_coarse(self, coarse: np.ndarray) -> np.ndarray:
         """The coarse field's spectrum, zero above the coarse grid's shells (the fine spectrum's length)."""
-        e = np.zeros_like(self.spectrum(np.zeros((self.n, self.n))))
+        if self._fine_shells is None:  # the fine spectrum's length, from one transform of zeros
+            self._fine_shells = len(self.spectrum(np.zeros((self.n, self.n))))
+        e = np.zeros(self._fine_shells)
         ec = diagnostics.spectrum(self._coarse_eq, self._coarse_eq.spectral_of(coarse))[1]
         m = min(len(e), len(ec))
         e[:m] = ec[:m]

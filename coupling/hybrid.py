@@ -355,7 +355,7 @@ class HybridSimulation:
         from_output = st.previous_trusted is not None and st.previous_trusted_tick == j - 1
         fine0 = st.previous_trusted if from_output else np.asarray(spectral_upsample(coarse_before, self.cfg.factor))
         answer = np.asarray(self._serial_fine.advance(np.asarray(fine0, dtype=np.float64), self.dt_tick))
-        self.state.timers.solver += time.perf_counter() - start
+        st.timers.solver += time.perf_counter() - start
         self.harvest.add(answer[None], coarse=np.asarray(coarse)[None], reason=decision.reason, call=decision.call,
                          time=j * self.dt_tick, checks=decision.failed_checks or [],
                          start="output" if from_output else "interpolation")

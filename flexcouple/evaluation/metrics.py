@@ -54,7 +54,7 @@ import numpy as np
 from scipy import ndimage
 
 from solver import diagnostics
-from solver.diagnostics import wavenumbers  # noqa: F401  (re-exported: the evaluation's fields share it)
+from solver.diagnostics import wavenumbers
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5

@@ -84,6 +84,26 @@ def _perturb_decoder_outputs(model):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
+def _shift_response(model, shift: int):
+    """(output, max |S f(x) - f(S x)| / max |f(x)|) of the backbone on fixed 64^2 inputs, S a periodic
+    shift by ``shift`` cells, with the decoder outputs perturbed (not zero) and the positional
+    embedding switched off (it is not shift-invariant by design)."""
+    _perturb_decoder_outputs(model)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "pos_embed" in n:
+                p.zero_()
+    bb = model.backbone
+    x = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    cond = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    re, t = torch.tensor([2000.0]), torch.tensor([0.5])
+    with torch.no_grad():
+        f = bb(x, t, re, bb.encode_condition(cond, re, "superres"))
+        rolled = lambda z: torch.roll(z, (shift, -shift), dims=(-2, -1))  # noqa: E731
+        g = bb(rolled(x), t, re, bb.encode_condition(rolled(cond), re, "superres"))
+    return f, float((rolled(f) - g).abs().max() / f.abs().max())
+
+
 @pytest.mark.parametrize("name", ["flex", "unet"])
 def test_periodic_fields_have_no_seams(name):
     """With circular padding the network commutes with periodic shifts by multiples of 16 (its total
@@ -94,20 +114,8 @@ def test_periodic_fields_have_no_seams(name):
     for periodic in (True, False):
         torch.manual_seed(0)
         model = build_model(name, "tiny", ("superres",), image_size=32, periodic=periodic).eval()
-        _perturb_decoder_outputs(model)
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if "pos_embed" in n:
-                    p.zero_()
-        x = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(1))
-        cond = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-        re, t = torch.tensor([2000.0]), torch.tensor([0.5])
-        with torch.no_grad():
-            f = model.backbone(x, t, re, model.backbone.encode_condition(cond, re, "superres"))
-            rolled = lambda z: torch.roll(z, (shift, -shift), dims=(-2, -1))  # noqa: E731
-            g = model.backbone(rolled(x), t, re, model.backbone.encode_condition(rolled(cond), re, "superres"))
+        f, results[periodic] = _shift_response(model, shift)
         assert f.abs().max() > 1e-3  # the check is not vacuous
-        results[periodic] = float((rolled(f) - g).abs().max() / f.abs().max())
     assert results[True] < 1e-4, results
     assert results[False] > 1e-3, results
 
@@ -432,24 +440,15 @@ def test_a_space_to_depth_stem_folds_the_field_and_keeps_every_fine_cell():
     model = build_model("flex", "c16s2", ("superres",), image_size=64).eval()
     bb = model.backbone
     assert bb.stem == 2 and bb.divisor == 32 and bb.grid == (2, 2)
-    _perturb_decoder_outputs(model)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "pos_embed" in n:
-                p.zero_()
-    x = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(1))
-    cond = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-    re, t = torch.tensor([2000.0]), torch.tensor([0.5])
-    with torch.no_grad():
-        f = bb(x, t, re, bb.encode_condition(cond, re, "superres"))
-        rolled = lambda z: torch.roll(z, (32, -32), dims=(-2, -1))  # noqa: E731
-        g = bb(rolled(x), t, re, bb.encode_condition(rolled(cond), re, "superres"))
+    f, shift_error = _shift_response(model, 32)
     assert f.shape == (1, 1, 64, 64) and f.abs().max() > 1e-3
-    assert float((rolled(f) - g).abs().max() / f.abs().max()) < 1e-4
+    assert shift_error < 1e-4
     # the four cells of a 2x2 block are four output channels, not one value repeated
     blocks = torch.nn.functional.pixel_unshuffle(f, 2)[0]
     assert float((blocks[0] - blocks[3]).abs().max()) > 1e-3
-    x.requires_grad_(True)
+    x = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    cond = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    re, t = torch.tensor([2000.0]), torch.tensor([0.5])
     bb(x, t, re, bb.encode_condition(cond, re, "superres"))[0, 0, 5, 6].backward()
     assert x.grad[0, 0, 5, 6] != 0
     with pytest.raises(ValueError, match="must be divisible by 32"):
