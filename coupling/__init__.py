@@ -10,9 +10,10 @@ surrogate gets wrong.
 from coupling.checks import CheckResult, CheckSuite, DriftCheck
 from coupling.config import HybridConfig
 from coupling.hybrid import HybridResult, HybridSimulation
+from coupling.parts import HybridParts
 from coupling.surrogates import (FlexSurrogate, InterpolationSurrogate, PersistenceSurrogate, Prediction,
                                  SolverSurrogate, Surrogate, SurrogateMisfit)
 
-__all__ = ["CheckResult", "CheckSuite", "DriftCheck", "FlexSurrogate", "HybridConfig", "HybridResult",
-           "HybridSimulation", "InterpolationSurrogate", "PersistenceSurrogate", "Prediction", "SolverSurrogate",
-           "Surrogate", "SurrogateMisfit"]
+__all__ = ["CheckResult", "CheckSuite", "DriftCheck", "FlexSurrogate", "HybridConfig", "HybridParts",
+           "HybridResult", "HybridSimulation", "InterpolationSurrogate", "PersistenceSurrogate", "Prediction",
+           "SolverSurrogate", "Surrogate", "SurrogateMisfit"]

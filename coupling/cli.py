@@ -50,6 +50,10 @@ def load_config(args) -> HybridConfig:
         changes["checkpoint"] = str(args.checkpoint)
     if args.allow_unverified:
         changes["allow_unverified"] = True
+    if cfg.surrogate_kind == "flex" and not (changes.get("checkpoint") or cfg.checkpoint):
+        # resolved once, here: the run's config.toml then names the model it loads
+        from coupling.surrogates import default_checkpoint
+        changes["checkpoint"] = str(default_checkpoint())
     return cfg.replace(**changes).validate() if changes else cfg
 
 
@@ -137,7 +141,7 @@ def _one_run(cfg: HybridConfig, out: Path, args, comm, harvest: bool):
     from solver.mpi import agreed
 
     from coupling.hybrid import HybridSimulation
-    sim = agreed(comm, HybridSimulation, cfg.replace(harvest_enabled=harvest), None, comm, out=out,
+    sim = agreed(comm, HybridSimulation.from_config, cfg.replace(harvest_enabled=harvest), None, comm, out=out,
                  progress=args.progress)
     return sim.run()
 

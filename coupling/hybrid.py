@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from coupling.calls import call_surrogate, finish_running_calls
-from coupling.checks import CheckContext, CheckSuite, FieldDiagnostics, RunningSpectrum
+from coupling.checks import CheckContext, RunningSpectrum
 from coupling.config import HybridConfig
 from coupling.decision import Decision, Suspension, Tally
-from coupling.rundir import RunDirectory, run_identity
+from coupling.parts import HybridParts
+from coupling.rundir import run_identity
 from coupling.schedule import Schedule
 from solver.resample import coarsen, spectral_upsample
 
@@ -86,41 +87,38 @@ class _State:
 
 
 class HybridSimulation:
-    """A hybrid run. ``surrogate``: any :class:`coupling.Surrogate` (None: built from the config);
-    ``comm``: an mpi4py communicator (the solver is slab-decomposed over it; surrogate calls are
-    collective); ``out``: a run directory (checkpoints for resume, ``decisions.jsonl``); ``harvest``:
-    a :class:`coupling.harvest.Harvest` (rank 0) or None."""
+    """A hybrid run of finished parts (:class:`coupling.parts.HybridParts`).
 
-    def __init__(self, config: HybridConfig, surrogate=None, comm=None, *, out: str | os.PathLike | None = None,
-                 progress: bool = False, harvest=None):
-        from solver import NavierStokes2D
-        self.cfg = cfg = config.validate()
-        self.comm = comm if comm is not None and comm.size > 1 else None
-        self.rank = 0 if self.comm is None else self.comm.rank
-        self.size = 1 if self.comm is None else self.comm.size
-        self.out = Path(out) if out is not None else None
-        self.rundir = RunDirectory(self.out) if self.out is not None and self.rank == 0 else None
+    ``HybridSimulation(config, surrogate=None, comm=None, out=..., harvest=...)`` is
+    ``HybridSimulation(HybridParts.from_config(config, surrogate, comm, out=..., harvest=...))``:
+    ``surrogate`` any :class:`coupling.Surrogate` (None: built from the config); ``comm`` an mpi4py
+    communicator (the solver is slab-decomposed over it; surrogate calls are collective); ``out`` a
+    run directory (run state for resume, outputs, ``decisions.jsonl``); ``harvest`` a
+    :class:`coupling.harvest.Harvest` (rank 0) or None (the config's)."""
+
+    def __init__(self, parts: HybridParts | HybridConfig, surrogate=None, comm=None, *,
+                 out: str | os.PathLike | None = None, progress: bool = False, harvest=None):
+        if not isinstance(parts, HybridParts):
+            parts = HybridParts.from_config(parts, surrogate, comm, out=out, harvest=harvest)
+        elif surrogate is not None or comm is not None or out is not None or harvest is not None:
+            raise TypeError("HybridSimulation(parts) takes finished parts: give surrogate, comm, out and harvest "
+                            "to HybridParts.from_config instead")
+        self.parts = parts
+        self.cfg = parts.config
+        self.comm, self.rank, self.size = parts.comm, parts.rank, parts.size
+        self.out, self.rundir = parts.out, parts.rundir
+        self.surrogate, self.schedule, self.sim = parts.surrogate, parts.schedule, parts.solver
+        self.harvest, self.harvesting = parts.harvest, parts.harvesting
+        self.diag, self.checks = parts.diagnostics, parts.checks
+        self.n_solver = self.sim.n
         self.progress = progress and self.rank == 0
-        self.surrogate = surrogate
-        if cfg.mode != "pure":
-            if surrogate is None:
-                from coupling.surrogates import build_surrogate
-                self.surrogate = build_surrogate(cfg, comm=self.comm)
-            from coupling.surrogates import check_fit
-            check_fit(cfg, self.surrogate)
-        self.schedule = Schedule.of(cfg, self.surrogate)
-        self.harvest = (harvest if harvest is not None else self._new_harvest()) if self.rank == 0 else None
-        self.harvesting = bool(self.comm.bcast(self.harvest is not None, root=0)) if self.comm else \
-            self.harvest is not None
-        kwargs = cfg.solver_kwargs()
-        self.n_solver = cfg.n // cfg.factor if cfg.mode == "superres" else cfg.n
-        self.sim = NavierStokes2D(self.n_solver, comm=self.comm, **kwargs)
         self._fine_sim = None
-        self.diag = FieldDiagnostics(cfg.n, kwargs, coarse_n=self.n_solver if cfg.mode == "superres" else None) \
-            if self.rank == 0 and cfg.mode != "pure" else None
-        self.checks = self._new_checks()
-        if cfg.mode != "pure" and (self.size > 1 or cfg.torch_threads):
-            self._set_torch_threads()
+
+    @classmethod
+    def from_config(cls, config: HybridConfig, surrogate=None, comm=None, *, out: str | os.PathLike | None = None,
+                    progress: bool = False, harvest=None) -> "HybridSimulation":
+        """The run ``config`` describes, its parts built by :meth:`HybridParts.from_config`."""
+        return cls(HybridParts.from_config(config, surrogate, comm, out=out, harvest=harvest), progress=progress)
 
     # the schedule's numbers, under the names the run uses
     dt_tick = property(lambda self: self.schedule.dt_tick)
@@ -131,39 +129,6 @@ class HybridSimulation:
     def tick_kind(self, j: int) -> str:
         """'solver', 'jump' or 'relax' for tick j >= 1 (the schedule; a function of j alone)."""
         return self.schedule.kind(j)
-
-    # ------------------------------------------------------------------------------------------
-    def _new_harvest(self):
-        """The harvest ``[harvest] enabled`` asks for (rank 0), or None."""
-        cfg = self.cfg
-        if not cfg.harvest_enabled or cfg.mode == "pure":
-            return None
-        if self.out is None and not cfg.harvest_dir:
-            raise ValueError("harvest = true needs a run directory (out=...) or [harvest] dir")
-        from coupling.harvest import Harvest
-        norm = (getattr(self.surrogate, "config", None) or {}).get("normalization")
-        return Harvest(Path(cfg.harvest_dir) if cfg.harvest_dir else self.out / "harvest",
-                       task="superres" if cfg.mode == "superres" else "forecast", config=cfg,
-                       normalization=norm, interval=self.dt_tick)
-
-    def _new_checks(self) -> CheckSuite:
-        """The run's checks: the config's thresholds, a calibration where ``[checks] calibration`` names one."""
-        cfg = self.cfg
-        calibrated = None
-        if cfg.calibration and cfg.mode != "pure":
-            from coupling.calibration import Calibration
-            calibrated = Calibration.load(cfg.calibration).thresholds_for(
-                cfg, getattr(self.surrogate, "digest", None), source=f"[checks] calibration {cfg.calibration}")
-        return CheckSuite(disabled=cfg.disabled_checks, thresholds=cfg.thresholds, floors=cfg.floors,
-                          k_mad=cfg.k_mad, window=cfg.window, calibrated=calibrated)
-
-    def _set_torch_threads(self) -> None:
-        try:
-            import torch
-        except ImportError:  # pragma: no cover
-            return
-        from coupling.surrogates import torch_threads_per_rank
-        torch.set_num_threads(torch_threads_per_rank(self.cfg.torch_threads, self.size))
 
     @property
     def fine_sim(self):

@@ -29,6 +29,9 @@ PRESETS: dict[str, dict[str, dict]] = {
         "c16": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4),
         # c16 on the field folded 2x2 space-to-depth: its top level on (n/2)^2 (FLEX's ``stem``)
         "c16s2": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=2),
+        # folded 4x4 (its top level on (n/4)^2, half the coarse grid of an x2 call): c16 and c24
+        "c16s4": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=4),
+        "c24s4": dict(channels=[24, 24, 48, 48], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=4),
         "small": dict(channels=[64, 128, 128, 256], res_blocks=[2, 3, 3, 3], depth=13, heads=4),
         "medium": dict(channels=[64, 128, 256, 512], res_blocks=[2, 3, 3, 4], depth=13, heads=8),
         "big": dict(channels=[128, 256, 512, 1152], res_blocks=[2, 3, 3, 3], depth=21, heads=16),

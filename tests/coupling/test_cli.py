@@ -131,3 +131,17 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     da = [json.loads(x)["tick"] for x in (full / "decisions.jsonl").read_text().splitlines()]
     db = [json.loads(x)["tick"] for x in (out / "decisions.jsonl").read_text().splitlines()]
     assert da == db
+
+
+def test_the_command_line_resolves_the_default_checkpoint_once(tmp_path):
+    """A FLEX run without a checkpoint gets the shipped default's path at the command line, so the
+    run's config.toml names the model it loaded; a given checkpoint and stand-ins are left alone."""
+    import argparse
+
+    from coupling.cli import add_arguments, load_config
+    from coupling.surrogates import default_checkpoint
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert load_config(parser.parse_args([])).checkpoint == str(default_checkpoint())
+    assert load_config(parser.parse_args(["--checkpoint", str(tmp_path)])).checkpoint == str(tmp_path)
+    assert load_config(parser.parse_args(["--config", str(write(tmp_path))])).checkpoint == ""  # the oracle

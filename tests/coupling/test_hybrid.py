@@ -239,3 +239,25 @@ def test_misfit_surrogates_are_refused_before_any_work():
         HybridSimulation(config(mode="leapfrog", stretch=1), sur)
     with pytest.raises(ValueError, match="multiple of"):
         HybridSimulation(config(mode="leapfrog", output_interval=0.25), PersistenceSurrogate(0.5))
+
+
+def test_a_run_of_finished_parts_equals_the_run_of_its_config(pure):
+    """HybridParts.from_config builds every part once; HybridSimulation(parts) only runs them, and
+    HybridSimulation(config, ...) is that composition."""
+    from coupling.parts import HybridParts
+    cfg = config(mode="superres", factor=2)
+    parts = HybridParts.from_config(cfg, InterpolationSurrogate(2))
+    assert parts.solver.n == 16 and parts.schedule.dt_tick == 0.25 and parts.diagnostics is not None
+    assert parts.harvest is None and not parts.harvesting and parts.rundir is None
+    by_parts = HybridSimulation(parts).run()
+    by_config = HybridSimulation(cfg, InterpolationSurrogate(2)).run()
+    by_factory = HybridSimulation.from_config(cfg, InterpolationSurrogate(2)).run()
+    for res in (by_config, by_factory):
+        assert np.array_equal(res.fields, by_parts.fields) and res.sources == by_parts.sources
+    # finished parts take no second surrogate, communicator, folder or harvest
+    with pytest.raises(TypeError, match="from_config"):
+        HybridSimulation(parts, InterpolationSurrogate(2))
+    # a pure run has no surrogate, diagnostics or calibration to build
+    pure_parts = HybridParts.from_config(config(mode="pure"))
+    assert pure_parts.surrogate is None and pure_parts.diagnostics is None and pure_parts.solver.n == 32
+    assert np.array_equal(HybridSimulation(pure_parts).run().fields, pure.fields)
