@@ -84,8 +84,8 @@ def _perturb_decoder_outputs(model):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
-def _shift_response(model, shift: int):
-    """(output, max |S f(x) - f(S x)| / max |f(x)|) of the backbone on fixed 64^2 inputs, S a periodic
+def _shift_response(model, shift: int, size: int = 64):
+    """(output, max |S f(x) - f(S x)| / max |f(x)|) of the backbone on fixed size^2 inputs, S a periodic
     shift by ``shift`` cells, with the decoder outputs perturbed (not zero) and the positional
     embedding switched off (it is not shift-invariant by design)."""
     _perturb_decoder_outputs(model)
@@ -94,8 +94,8 @@ def _shift_response(model, shift: int):
             if "pos_embed" in n:
                 p.zero_()
     bb = model.backbone
-    x = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(1))
-    cond = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(1))
+    cond = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(2))
     re, t = torch.tensor([2000.0]), torch.tensor([0.5])
     with torch.no_grad():
         f = bb(x, t, re, bb.encode_condition(cond, re, "superres"))
@@ -456,3 +456,21 @@ def test_a_space_to_depth_stem_folds_the_field_and_keeps_every_fine_cell():
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="stem"):
             build_model("flex", "c16", ("superres",), image_size=64, arch={"stem": bad})
+
+
+@pytest.mark.parametrize("size, base", [("c16s4", "c16"), ("c24s4", "c24")])
+def test_the_stem_4_presets_fold_4x4_and_shift_by_their_downsampling(size, base):
+    """c16s4 / c24s4: c16 / c24 on the field folded 4x4, so a 256^2 field's first level is 64^2 and the
+    total downsampling 64: shifts by 64 commute, 16 fine cells per folded cell stay distinct."""
+    from flexcouple.models.presets import PRESETS
+    assert {k: v for k, v in PRESETS["flex"][size].items() if k != "stem"} == PRESETS["flex"][base]
+    torch.manual_seed(0)
+    model = build_model("flex", size, ("superres",), image_size=128).eval()
+    bb = model.backbone
+    assert bb.stem == 4 and bb.divisor == 64 and bb.grid == (2, 2)
+    f, shift_error = _shift_response(model, 64, size=128)
+    assert f.shape == (1, 1, 128, 128) and f.abs().max() > 1e-3 and shift_error < 1e-4
+    cells = torch.nn.functional.pixel_unshuffle(f, 4)[0]
+    assert float((cells[0] - cells[15]).abs().max()) > 1e-3
+    with pytest.raises(ValueError, match="must be divisible by 64"):
+        build_model("flex", size, ("superres",), image_size=96)
