@@ -262,7 +262,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
                             space=config.space).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.betas, config.weight_decay)
     ema = EMA(model, config.ema_decay)
-    start, history, resumed_loss = 0, [], {"sum": 0.0, "n": 0}
+    start, history, resumed_loss, wall_before = 0, [], {"sum": 0.0, "n": 0}, 0.0
     if resume:
         stored = ckpt.read_config(out)
         if stored.get("arch") != model.config["arch"] or stored.get("tasks") != list(model.config["tasks"]) \
@@ -286,6 +286,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
         ema.load(ckpt.load_weights(out))
         start, history = int(state["info"]["step"]), list(state["info"].get("history", []))
         resumed_loss = state["info"].get("loss_accumulator") or {"sum": 0.0, "n": 0}
+        wall_before = float(state["info"].get("wall_s", 0.0))  # the training time before this resume
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
     amp = config.amp and device.type == "cuda"
@@ -308,7 +309,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
         if rank != 0:
             return
         info = {"step": step, "train_config": asdict(config), "history": history, "world_size": world,
-                "loss_accumulator": {"sum": partial[0], "n": partial[1]}}
+                "loss_accumulator": {"sum": partial[0], "n": partial[1]}, "wall_s": wall()}
         ckpt.save_checkpoint(out, model, {"normalization": normalization, "data": dict(data_info or {}),
                                           "training": {"step": step, "ema_decay": config.ema_decay,
                                                        "optimizer": config.optimizer}}, state_dict=ema.state)
@@ -323,6 +324,12 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
     spectral = {"spectral_weight": config.spectral_loss, "spectral_bands": config.spectral_bands,
                 "spectral_steps": config.spectral_steps} if config.spectral_loss else {}
     done, t_last, done_since = start, time.perf_counter(), 0
+    t_begin = t_last
+
+    def wall() -> float:
+        """Seconds in the training loop, summed over resumes (recorded with every checkpoint)."""
+        return wall_before + time.perf_counter() - t_begin
+
     loss_sum, loss_n = float(resumed_loss["sum"]), int(resumed_loss["n"])
     try:
         for step, local_batches in zip(range(start, config.steps), zip(*loaders)):
@@ -378,7 +385,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
     finally:
         if bar is not None:
             bar.close()
-    summary = {"steps": config.steps, "parameters": n_params, "out": str(out), "world_size": world,
+    summary = {"steps": config.steps, "parameters": n_params, "out": str(out), "world_size": world, "wall_s": wall(),
                "final_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
                "history": history}
     if eval_model is not None:

@@ -229,6 +229,8 @@ def test_resume_takes_the_stored_settings_and_refuses_conflicting_flags(generate
         m.setattr(training.EpochIndexed, "__getitem__", interrupted)
         assert main(first + ["--out", str(out)]) == 130
     assert ckpt.load_training_state(out)["info"]["step"] == 15
+    wall_interrupted = ckpt.load_training_state(out)["info"]["wall_s"]
+    assert wall_interrupted > 0
     capsys.readouterr()
     for flag, value in (("--lr", "2e-4"), ("--optimizer", "adamw"), ("--crop", "32"), ("--factor", "2")):
         assert main(["train", "--out", str(out), "--resume", flag, value]) == 1
@@ -240,6 +242,7 @@ def test_resume_takes_the_stored_settings_and_refuses_conflicting_flags(generate
     ref = ckpt.load_training_state(straight)["info"]
     got = ckpt.load_training_state(out)["info"]
     assert got["step"] == 20 and got["train_config"]["optimizer"] == "lion" and got["train_config"]["lr"] == 1e-3
+    assert got["wall_s"] > wall_interrupted  # the training time is summed over the resume
     losses = lambda info: [(h["step"], h["loss"]) for h in info["history"] if "loss" in h]  # noqa: E731
     assert losses(got) == losses(ref) and losses(got)[-1][0] == 20  # the step-20 line spans the resume
     ref_w, got_w = ckpt.load_weights(straight), ckpt.load_weights(out)
