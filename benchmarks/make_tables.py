@@ -271,6 +271,22 @@ def render_datagen(d: dict) -> list[str]:
     return out
 
 
+def render_payback(d: dict) -> list[str]:
+    up = d["upfront"]
+    out = [f"{fmt(d['mode'])} with `{d.get('checkpoint')}`, n = {fmt(d['n'])}: up-front "
+           f"{fmt(d['upfront_core_s'])} core-seconds (" + ", ".join(
+               f"{k.replace('_', ' ')} {fmt(v['core_s'])} = {fmt(v['wall_s'])} s x {fmt(v['cores'])}" for k, v in up.items())
+           + ")", ""]
+    rows = []
+    for name, c in d["criteria"].items():
+        rows.append([name.replace("_", " "), c["speedup"], c["hybrid_s_per_unit"], c["pure_equal_accuracy_s_per_unit"],
+                     c["saving_s_per_unit"], c["time_units"] if c["repaid"] else "never",
+                     c["runs"] if c["repaid"] else "never"])
+    return out + table(["criterion", "speedup", "hybrid s per unit time", "pure at equal accuracy",
+                        "saved per unit time", "time units to repay", f"runs of t = {fmt(d['run_length'])} to repay"],
+                       rows)
+
+
 def render_scaling(d: dict) -> list[str]:
     quick = "QUICK MODE (a smoke test, not a speed measurement). " if d.get("settings", {}).get("quick") else ""
     out = [f"{quick}Parallel efficiency t1 / (R tR), from medians; {d.get('note', '')}", ""]
@@ -369,6 +385,7 @@ RENDERERS = {
     "harvest_superres256x2_kf8_audit_pairs": render_harvest,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
+    "payback_c16s2": render_payback,
 }
 
 

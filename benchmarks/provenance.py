@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -61,7 +62,7 @@ def _gpu() -> str | None:
 def provenance() -> dict:
     """Call at the start of a benchmark."""
     return {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),  # quoted: it can be pasted back
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cores": os.cpu_count(), "gpu": _gpu(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
