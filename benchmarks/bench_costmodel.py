@@ -58,9 +58,11 @@ from flexcouple.models.presets import PRESETS  # noqa: E402
 from provenance import finish, median_time, provenance, write_result  # noqa: E402
 
 # candidate FLEX sizes (flexcouple.models.presets), from the shipped ``tiny`` down to the 16-channel
-# ``c16``; everything but the channels is tiny's (1 ResBlock a level, transformer depth 5, 4 heads)
-CANDIDATE_SIZES = ("tiny", "c24", "c16")
+# ``c16`` and its space-to-depth variants (``stem`` 2 and 4: the network on the field folded 2x2 or
+# 4x4); everything but the channels and the stem is tiny's (1 ResBlock a level, depth 5, 4 heads)
+CANDIDATE_SIZES = ("tiny", "c24", "c16", "c16s2", "c24s4", "c16s4")
 CANDIDATES = {name: PRESETS["flex"][name]["channels"] for name in CANDIDATE_SIZES}
+STEMS = {name: PRESETS["flex"][name].get("stem", 1) for name in CANDIDATE_SIZES}
 FLOW = dict(forcing="kolmogorov", forcing_wavenumber=4, drag=0.1, backend="pyfftw", dtype="float64", threads=1)
 DEFAULT_RE = 1000.0
 
@@ -162,7 +164,8 @@ def measure_surrogate(ns, names, repeats: int) -> list[dict]:
                 sur.steps = steps
                 sr = median_time(lambda: sur.superres(coarse, DEFAULT_RE), reps, warmup=False)
                 fc = median_time(lambda: sur.forecast(history, DEFAULT_RE), reps, warmup=False) if n <= 512 else None
-                rows.append({"arch": name, "channels": CANDIDATES[name], "params": params, "n": n, "steps": steps,
+                rows.append({"arch": name, "channels": CANDIDATES[name], "stem": STEMS[name], "params": params,
+                             "n": n, "steps": steps,
                              "superres_s": sr, "forecast_s": fc})
                 print(f"surrogate {name:5s} ({params / 1e6:.2f}M) n={n:5d} steps={steps}: superres {sr:7.3f} s"
                       + (f", forecast {fc:7.3f} s" if fc is not None else ""), flush=True)
