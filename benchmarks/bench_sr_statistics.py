@@ -69,6 +69,11 @@ def trajectories(dataset):
         yield float(items[0]["reynolds"]), coarse, cond, truth
 
 
+def mean_rfne(fields, truth) -> float:
+    """Mean over the snapshots of ||field - truth|| / ||truth|| (the pointwise error beside the statistics)."""
+    return float(np.mean(np.linalg.norm(fields - truth, axis=(-2, -1)) / np.linalg.norm(truth, axis=(-2, -1))))
+
+
 def band_ratios(fields, truth) -> dict:
     """Geometric-mean ratio of the time-mean spectra, fields over truth, in each band of ``BANDS``."""
     k, e = energy_spectrum(fields)
@@ -105,23 +110,25 @@ def main(argv=None) -> int:
             break
         row = {"trajectory": j, "reynolds": re, "snapshots": len(truth),
                "spectral": {"statistics_error": statistics_spectrum_error(spectral, truth),
-                            "bands": band_ratios(spectral, truth)}}
+                            "bands": band_ratios(spectral, truth), "rfne": mean_rfne(spectral, truth)}}
         for ck, sur in models.items():
             t0 = time.perf_counter()
             sr = np.stack([sur.superres(c, re, call=i).mean for i, c in enumerate(coarse)])
-            row[ck] = {"statistics_error": statistics_spectrum_error(sr, truth),
-                       "bands": band_ratios(sr, truth), "s_per_call": (time.perf_counter() - t0) / len(coarse)}
+            row[ck] = {"statistics_error": statistics_spectrum_error(sr, truth), "bands": band_ratios(sr, truth),
+                       "rfne": mean_rfne(sr, truth), "s_per_call": (time.perf_counter() - t0) / len(coarse)}
         rows.append(row)
         print(f"trajectory {j} (Re {re:g}): " + ", ".join(
             f"{Path(name).name} {row[name]['statistics_error']:.4f}" for name in ("spectral", *models)), flush=True)
     methods = ["spectral", *models]
     summary = {m: {"statistics_error_mean": float(np.mean([r[m]["statistics_error"] for r in rows])),
+                   "rfne_mean": float(np.mean([r[m]["rfne"] for r in rows])),
                    "bands_mean": {b: float(np.exp(np.mean([np.log(r[m]["bands"][b]) for r in rows])))
                                   for b in rows[0][m]["bands"]}} for m in methods}
-    print(f"\n{'method':44s} stat err  " + "  ".join(f"{b:>7s}" for b in rows[0]["spectral"]["bands"]))
+    print(f"\n{'method':44s} stat err    RFNE  " + "  ".join(f"{b:>7s}" for b in rows[0]["spectral"]["bands"]))
     for m in methods:
         s = summary[m]
-        print(f"{m:44s} {s['statistics_error_mean']:.4f}  " + "  ".join(f"{v:7.3f}" for v in s["bands_mean"].values()))
+        print(f"{m:44s} {s['statistics_error_mean']:.4f}  {s['rfne_mean']:.4f}  "
+              + "  ".join(f"{v:7.3f}" for v in s["bands_mean"].values()))
     path = write_result(args.out, args.name, {
         "benchmark": "sr_statistics", **finish(info), "data": str(args.data), "split": args.split,
         "steps": args.steps, "precision": args.precision, "summary": summary, "trajectories": rows})

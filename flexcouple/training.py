@@ -447,7 +447,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=d.out, help="checkpoint directory (default: %(default)s)")
     flag("--task", d.task, choices=list(TASK_CHOICES))
     flag("--model", d.model, choices=["flex", "unet", "uvit", "regression"])
-    flag("--size", d.size, choices=list(SIZES), help_text="c16 / c24: tiny with 1/2 and 3/4 of its channels; c16s2: c16 on the field folded 2x2 space-to-depth; c16s4 / c24s4: c16 / c24 folded 4x4 (FLEX only)")
+    flag("--size", d.size, choices=list(SIZES), help_text="c16 / c24: tiny with 1/2 and 3/4 of its channels; c16s2: c16 on the field folded 2x2 space-to-depth, c8s2 with half its channels; c16s4 / c24s4: c16 / c24 folded 4x4 (FLEX only)")
     flag("--crop", 64, "training crop size, divisible by 16", type=int)
     flag("--cond-snapshots", d.cond_snapshots, type=int)
     flag("--factor", None, "super-resolution factor (none: the data set's largest coarsening factor)", type=int)

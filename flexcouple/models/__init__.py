@@ -26,7 +26,7 @@ __all__ = ["build_model", "count_parameters", "model_from_config", "MODEL_NAMES"
            "InterpolationModel"]
 
 MODEL_NAMES = ("flex", "unet", "uvit", "regression") + tuple(INTERPOLATION_METHODS)
-SIZES = ("c16s4", "c24s4", "c16s2", "c16", "c24", "tiny", "small", "medium", "big")
+SIZES = ("c8s2", "c16s4", "c24s4", "c16s2", "c16", "c24", "tiny", "small", "medium", "big")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

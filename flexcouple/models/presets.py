@@ -29,6 +29,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "c16": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4),
         # c16 on the field folded 2x2 space-to-depth: its top level on (n/2)^2 (FLEX's ``stem``)
         "c16s2": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=2),
+        # c16s2 with half its channels
+        "c8s2": dict(channels=[8, 8, 16, 16], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=2),
         # folded 4x4 (its top level on (n/4)^2, half the coarse grid of an x2 call): c16 and c24
         "c16s4": dict(channels=[16, 16, 32, 32], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=4),
         "c24s4": dict(channels=[24, 24, 48, 48], res_blocks=[1, 1, 1, 1], depth=5, heads=4, stem=4),

@@ -49,6 +49,8 @@ def test_a_model_that_adds_nothing_scores_exactly_as_spectral_interpolation(data
     spectral, model = result["summary"]["spectral"], result["summary"][ckpt]
     assert spectral["statistics_error_mean"] > 0
     assert math.isclose(model["statistics_error_mean"], spectral["statistics_error_mean"], rel_tol=1e-3)
+    # and pointwise too: the same RFNE as the interpolation, which misses the fine scales (> 0)
+    assert spectral["rfne_mean"] > 0 and math.isclose(model["rfne_mean"], spectral["rfne_mean"], rel_tol=1e-3)
     # in the top band, beyond the coarse grid's modes but for their corners, spectral interpolation
     # holds a few percent of the truth's energy
     assert spectral["bands_mean"][list(spectral["bands_mean"])[-1]] < 0.05
