@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -271,6 +272,24 @@ def render_datagen(d: dict) -> list[str]:
     return out
 
 
+def render_sr_statistics(d: dict) -> list[str]:
+    """bench_sr_statistics.py: per model, the statistics error, the pointwise RFNE, the band energy
+    ratios of the top two octaves and the seconds per call."""
+    summary = d["summary"]
+    bands = list(summary["spectral"]["bands_mean"])
+    per_call = {}
+    for row in d["trajectories"]:
+        for m, v in row.items():
+            if isinstance(v, dict) and "s_per_call" in v:
+                per_call.setdefault(m, []).append(v["s_per_call"])
+    rows = [[m if m == "spectral" else f"`{m}`", s["statistics_error_mean"], s.get("rfne_mean", ""),
+             *[s["bands_mean"][b] for b in bands], statistics.median(per_call[m]) if m in per_call else ""]
+            for m, s in summary.items()]
+    out = [f"split `{d['split']}` of `{d['data']}`, {fmt(d['steps'])} sampling steps, {d['precision']}; "
+           f"{len(d['trajectories'])} trajectories; band ratios: model over truth energy, geometric mean", ""]
+    return out + table(["model", "statistics error", "RFNE", *[f"k {b}" for b in bands], "s per call (median)"], rows)
+
+
 def render_payback(d: dict) -> list[str]:
     up = d["upfront"]
     out = [f"{fmt(d['mode'])} with `{d.get('checkpoint')}`, n = {fmt(d['n'])}: up-front "
@@ -385,7 +404,7 @@ RENDERERS = {
     "harvest_superres256x2_kf8_audit_pairs": render_harvest,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
-    "payback_c16s2": render_payback,
+    "payback_c16s2": render_payback, "sr_statistics_sweep": render_sr_statistics,
 }
 
 
