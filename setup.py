@@ -15,14 +15,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["solver", "solver.*", "flexcouple", "flexcouple.*", "coupling", "coupling.*", "flexcouple_cli"]),
-    # the shipped default model (safetensors + JSON + its model card) installs with the package
-    package_data={"flexcouple": ["presets/*.toml", "presets/*.json",
-                                 "shipped/flex-tiny-kolmogorov256/*.json",
-                                 "shipped/flex-tiny-kolmogorov256/*.safetensors",
-                                 "shipped/flex-tiny-kolmogorov256/*.md",
-                                 "shipped/flex-c16-superres256x2/*.json",
-                                 "shipped/flex-c16-superres256x2/*.safetensors",
-                                 "shipped/flex-c16-superres256x2/*.md"]},
+    # the shipped models (safetensors + JSON: config and calibration + model card + the script that
+    # trained it) install with the package
+    package_data={"flexcouple": ["presets/*.toml", "presets/*.json", "shipped/*/*.json",
+                                 "shipped/*/*.safetensors", "shipped/*/*.md", "shipped/*/*.sh"]},
     install_requires=[
         # solver (never imports torch)
         "numpy>=1.24",

@@ -226,6 +226,16 @@ def render_costmodel(d: dict) -> list[str]:
             cells.append(f"{fmt(r['speedup'])}x ({r['arch']}, {r['steps']}-step)" if r else "-")
         rows.append(cells)
     out += table(["n", "superres x2", "superres x4", "leapfrog L = 0.1", "leapfrog L = 0.5"], rows)
+    if len(archs) > 3:  # with the sweep's candidates: each one's x2 map, since the cheapest is not the most accurate
+        x2 = {(r["n"], r["arch"]): r["speedup"] for r in d["maps"]["superres"]
+              if r["factor"] == 2 and r["interval"] == 0.5 and r["steps"] == 2}
+        lf3 = {(r["n"], r["arch"]): r["speedup"] for r in d["maps"]["leapfrog"]
+               if r["lead"] == 0.5 and r["jumps"] == 3 and r["acceptance"] == 1.0 and r["steps"] == 2}
+        ns_x2 = sorted({n for n, _ in x2})
+        out += ["", "Best case of each candidate, 2 sampling steps: superres x2, output every 0.5 / leapfrog, lead 0.5, "
+                "1 solver tick + 3 jumps, all accepted:", ""]
+        out += table(["n", *archs], [[n, *[f"{fmt(x2.get((n, a)))}x / {fmt(lf3.get((n, a)))}x" if (n, a) in x2 else "-"
+                                            for a in archs]] for n in ns_x2])
     runs = d.get("runs") or []
     if runs:
         out += ["", "The model against measured hybrid runs (checks on; predicted from the parts and the run's counts):", ""]
@@ -398,13 +408,14 @@ RENDERERS = {
     "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
     "hybrid_superres256x2": render_hybrid, "hybrid_superres256x2_bf16": render_hybrid,
     "hybrid_superres256x2_epyc": render_hybrid, "hybrid_superres256x2_c16_avx512": render_hybrid,
-    "hybrid_superres256x2_c16s2_avx512": render_hybrid,
+    "hybrid_superres256x2_c16s2_avx512": render_hybrid, "hybrid_superres256x2_c24s4_avx512": render_hybrid,
+    "hybrid_superres256x2_c16s2_avx512_b": render_hybrid,
     "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
     "harvest_superres256x2_kf8_audit": render_harvest, "harvest_superres256x2_kf8_audit_c": render_harvest,
     "harvest_superres256x2_kf8_audit_pairs": render_harvest,
-    "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
+    "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "costmodel_avx512": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
-    "payback_c16s2": render_payback, "sr_statistics_sweep": render_sr_statistics,
+    "payback_c16s2": render_payback, "payback_c24s4": render_payback, "sr_statistics_sweep": render_sr_statistics,
 }
 
 
