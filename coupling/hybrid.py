@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +33,6 @@ from coupling.config import HybridConfig
 from coupling.decision import Decision, Suspension, Tally
 from coupling.parts import HybridParts
 from coupling.rundir import run_identity
-from coupling.schedule import Schedule
 from solver.resample import coarsen, spectral_upsample
 
 # the counters of _State a run state records
