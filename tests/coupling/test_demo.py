@@ -129,3 +129,29 @@ def test_a_damaged_initial_field_cache_is_computed_again(tmp_path, capsys):
     assert calls == [1] and "cannot be read" in capsys.readouterr().out
     np.testing.assert_array_equal(cached_initial_field(path, 16, make), field)  # now read from the cache
     assert calls == [1] and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_allow_unverified_reaches_both_of_the_demos_models(tmp_path, monkeypatch):
+    """``flexcouple demo --allow-unverified`` loads both its checkpoints with the opt-in (and without the
+    flag, without it): recorded at the loader, which then stops the demo before any run."""
+    from coupling.demo import run_hybrid_demo
+    from coupling.surrogates import FlexSurrogate
+    from flexcouple_cli import build_parser
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def loader(path, *args, allow_unverified=False, **kwargs):
+        seen.append(allow_unverified)
+        if len(seen) in (2, 4):  # both models loaded: stop before the runs
+            raise Stop
+        return object()
+
+    monkeypatch.setattr(FlexSurrogate, "from_checkpoint", staticmethod(loader))
+    for flags in (["--allow-unverified"], []):
+        args = build_parser("demo").parse_args(["demo", "--quick", "--out", str(tmp_path / str(len(flags))),
+                                                "--no-progress", *flags])
+        with pytest.raises(Stop):
+            run_hybrid_demo(args)
+    assert seen == [True, True, False, False]

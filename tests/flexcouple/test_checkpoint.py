@@ -215,6 +215,7 @@ def test_every_loader_of_the_command_line_opts_in_by_the_same_name(tmp_path):
     args = build_parser("evaluate").parse_args(["evaluate", "--checkpoint", str(path), "--data", "d", "--task",
                                                 "superres", "--out", "o", ckpt.ALLOW_UNVERIFIED])
     assert args.allow_unverified
+    assert build_parser("demo").parse_args(["demo", ckpt.ALLOW_UNVERIFIED]).allow_unverified
 
 
 def test_reseal_refuses_tampered_weights(tmp_path):
