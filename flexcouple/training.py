@@ -81,6 +81,7 @@ class TrainConfig:
     device: str = "auto"              # auto | cpu | cuda
     amp: bool = True                  # bf16 autocast on CUDA (never on CPU)
     init: str = ""                    # fine-tune: start from this checkpoint's weights (and keep its units)
+    allow_unverified: bool = False    # --init: also a checkpoint whose config.json records no hash of itself
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -246,7 +247,7 @@ def train(config: TrainConfig, train_sets: Mapping, val_sets: Mapping | None = N
     if config.init:
         # fine-tuning: the checkpoint's network (all its tasks, trained here on ``tasks`` only) and its
         # normalisation, so the fine-tuned model speaks the same units as the one it came from
-        model, init_cfg = ckpt.load_checkpoint(config.init)
+        model, init_cfg = ckpt.load_checkpoint(config.init, allow_unverified=config.allow_unverified)
         model = model.to(device).train()
         not_in_model = [t for t in tasks if t not in init_cfg["tasks"]]
         if not_in_model:
@@ -432,7 +433,8 @@ def validate(model, val_sets: Mapping, normalization: Mapping, config: TrainConf
 # the stored settings are the defaults and only flags the user typed can conflict with them.
 DATA_DEFAULTS = {"data": None, "crop": 64, "factor": None, "upsample": "bicubic", "coarse_source": "truncation",
                  "lead": 1}
-RESUME_FREE = {"out", "steps", "checkpoint_every", "val_every", "val_batches", "workers", "device", "progress"}
+RESUME_FREE = {"out", "steps", "checkpoint_every", "val_every", "val_batches", "workers", "device", "progress",
+               "allow_unverified"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -486,6 +488,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("--device", d.device, choices=["auto", "cpu", "cuda"])
     flag("--init", None, "fine-tune: start from this checkpoint (its network, tasks and normalisation; "
          "e.g. on a hybrid run's harvest/)")
+    parser.add_argument("--allow-unverified", action="store_true", default=unset, help="--init: also load a "
+                        "checkpoint whose config.json records no hash of itself (format version 1)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", default=unset, help="no bf16 autocast on CUDA")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=unset)
     parser.add_argument("--resume", action="store_true",
@@ -599,7 +603,7 @@ def run(args: argparse.Namespace) -> int:
     normalization = getattr(train_sets[config.tasks[0]], "normalization", None)
     if config.init:  # keep what the start checkpoint knows about the tasks not trained here
         from flexcouple.checkpoint import read_config
-        start_data = read_config(config.init).get("data") or {}
+        start_data = read_config(config.init, allow_unverified=config.allow_unverified).get("data") or {}
         for task in ("superres", "forecast"):
             if task not in config.tasks and start_data.get(f"{task}_options"):
                 info[f"{task}_options"] = start_data[f"{task}_options"]

@@ -346,3 +346,22 @@ def test_spectral_loss_trains_reports_the_distance_and_refuses_what_it_cannot_we
         train(small_config(tmp_path, task="superres", out=str(tmp_path / "crop"), spectral_loss=0.3),
               {"superres": ds})
     assert not (tmp_path / "crop").exists()
+
+
+def test_fine_tuning_from_an_unverified_checkpoint_needs_the_opt_in(generated, tmp_path, capsys):
+    """``train --init`` of a format-version-1 checkpoint (no hash of its config) is refused, naming
+    ``--allow-unverified``, and runs with it, as every other loader of the command line."""
+    import shutil
+
+    from flexcouple_cli import main
+    from tests.flexcouple.test_checkpoint import as_version_1
+    common = ["train", "--data", str(generated), "--task", "superres", "--batch-size", "2", "--crop", "16",
+              "--val-every", "100", "--no-progress", "--steps", "2"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "v1", ignore=shutil.ignore_patterns("training_state*"))
+    as_version_1(tmp_path / "v1")
+    capsys.readouterr()
+    assert main(common + ["--init", str(tmp_path / "v1"), "--out", str(tmp_path / "b")]) == 1
+    assert ckpt.ALLOW_UNVERIFIED in capsys.readouterr().err
+    assert main(common + ["--init", str(tmp_path / "v1"), "--out", str(tmp_path / "c"), ckpt.ALLOW_UNVERIFIED]) == 0
+    assert ckpt.load_training_state(tmp_path / "c")["info"]["train_config"]["allow_unverified"] is True
