@@ -18,7 +18,8 @@ setup(
     # the shipped models (safetensors + JSON: config and calibration + model card + the script that
     # trained it) install with the package
     package_data={"flexcouple": ["presets/*.toml", "presets/*.json", "shipped/*/*.json",
-                                 "shipped/*/*.safetensors", "shipped/*/*.md", "shipped/*/*.sh"]},
+                                 "shipped/*/*.safetensors", "shipped/*/*.md", "shipped/*/*.sh",
+                                 "shipped/*.sh"]},
     install_requires=[
         # solver (never imports torch)
         "numpy>=1.24",
