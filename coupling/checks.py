@@ -281,7 +281,6 @@ class FieldDiagnostics:
         self.has_budgets = self.eq.flow.boundary_kind in ("periodic", "free-slip")
         self.coarse_n = coarse_n
         self._coarse_eq = VorticityEquation.serial(coarse_n, **self._kwargs) if coarse_n else None
-        self._fine_shells = None
         # the fine grid's resolved band, and where the tail begins: what the coarse grid carries
         # (superres), else the upper half of the resolved band
         self.k_max = diagnostics.resolved_band(n)[1]
@@ -295,9 +294,7 @@ class FieldDiagnostics:
 
     def spectrum_of_coarse(self, coarse: np.ndarray) -> np.ndarray:
         """The coarse field's spectrum, zero above the coarse grid's shells (the fine spectrum's length)."""
-        if self._fine_shells is None:  # the fine spectrum's length, from one transform of zeros
-            self._fine_shells = len(self.spectrum(np.zeros((self.n, self.n))))
-        e = np.zeros(self._fine_shells)
+        e = np.zeros(diagnostics.spectrum_shells(self.n))
         ec = diagnostics.spectrum(self._coarse_eq, self._coarse_eq.spectral_of(coarse))[1]
         m = min(len(e), len(ec))
         e[:m] = ec[:m]

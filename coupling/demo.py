@@ -127,7 +127,7 @@ def run_hybrid_demo(args) -> int:
         cfg.validate()
     init_path = out / f"initial_field_spinup{cfgs['pure'].spinup:g}.npy"
     check_outputs(out, [init_path, out / "demo.json"] + [out / f for f in FIGURES], list(cfgs))
-    unverified = bool(getattr(args, "allow_unverified", False))
+    unverified = args.allow_unverified
     surrogates = {"superres_x2": FlexSurrogate.from_checkpoint(x2, steps=steps, seed=0, precision=args.precision,
                                                                allow_unverified=unverified)}
     surrogates["superres_x4"] = surrogates["leapfrog"] = FlexSurrogate.from_checkpoint(

@@ -117,6 +117,11 @@ def palinstrophy(eq, w_hat) -> float:
     return 0.5 * (_mean_square(eq, eq.ikx * w_hat) + _mean_square(eq, eq.iky * w_hat))
 
 
+def spectrum_shells(n: int) -> int:
+    """The number of shells of :func:`spectrum` on an n^2 grid: k = 0 up to the grid's corner."""
+    return int(np.ceil(np.sqrt(2) * n / 2)) + 1
+
+
 def spectrum(eq, w_hat) -> tuple[np.ndarray, np.ndarray]:
     """Isotropic energy spectrum (k, E(k)), shells |k| in [k - 1/2, k + 1/2), sum E = energy of the
     fluctuation; k runs to the corner of the computational grid."""
@@ -124,7 +129,7 @@ def spectrum(eq, w_hat) -> tuple[np.ndarray, np.ndarray]:
     n_total = g.nx * g.ny
     dens = 0.5 * eq.backend.to_numpy(eq.parseval * (w_hat.real**2 + w_hat.imag**2) * eq.inv_k2) / n_total**2
     kmag = np.sqrt(g.k2_np)
-    kmax = int(np.ceil(np.sqrt(2) * g.n / 2)) + 1
+    kmax = spectrum_shells(g.n)
     shells = np.rint(kmag).astype(int)
     e = shell_sum(np.broadcast_to(dens, kmag.shape), shells, kmax)
     return np.arange(kmax, dtype=np.float64), eq.backend.allsum_array(e)
