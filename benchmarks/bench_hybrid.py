@@ -328,7 +328,9 @@ def main(argv=None) -> int:
         "benchmark": "hybrid", **finish(info), "field_loadavg": field_loads, "work": str(work),
         "protocol": {"reynolds": 1000.0, "n": args.n, "factor": args.factor, "truth_n": 2 * args.n, "grids": args.grids,
                      "fields": args.fields, "t_end": args.t_end, "spinup": args.spinup, "output_interval": 0.5,
-                     "threshold": THRESHOLD, "checkpoint": surrogate.source, "superres_ensemble": args.ensemble,
+                     "threshold": THRESHOLD, "checkpoint": surrogate.source,
+                     # which weights the path held (a shipped model's folder can get new weights later)
+                     "model_digest": getattr(surrogate, "digest", None), "superres_ensemble": args.ensemble,
                      "modes": list(args.modes), "calibration": args.calibration or None,
                      "precision": args.precision, "steps": args.steps,
                      "compared_on": f"{args.n}^2 (truth truncated, coarse runs spectrally interpolated)"},

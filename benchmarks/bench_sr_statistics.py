@@ -131,7 +131,10 @@ def main(argv=None) -> int:
               + "  ".join(f"{v:7.3f}" for v in s["bands_mean"].values()))
     path = write_result(args.out, args.name, {
         "benchmark": "sr_statistics", **finish(info), "data": str(args.data), "split": args.split,
-        "steps": args.steps, "precision": args.precision, "summary": summary, "trajectories": rows})
+        "steps": args.steps, "precision": args.precision,
+        # which weights each path held (a shipped model's folder can get new weights later)
+        "model_digests": {ck: sur.digest for ck, sur in models.items()},
+        "summary": summary, "trajectories": rows})
     print(f"wrote {path}")
     return 0
 

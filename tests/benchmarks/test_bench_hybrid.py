@@ -71,6 +71,9 @@ def test_quick_mode_writes_the_json_and_the_figure_and_resumes(tmp_path, capsys)
     assert result["speedup"] > 0 and result["best_hybrid"] in ("superres", "leapfrog")
     for key in ("command", "machine", "date", "protocol"):
         assert key in result
+    # the weights measured, by content (a shipped model's folder can be given new weights)
+    from coupling.surrogates import FlexSurrogate
+    assert result["protocol"]["model_digest"] == FlexSurrogate.from_checkpoint(result["protocol"]["checkpoint"]).digest
     for mode in ("superres", "leapfrog"):
         row = result["rows"][mode]
         assert row["calls"] >= 1 and {"speedup_correlation_time", "speedup_spectrum", "speedup_fixed_cadence"} <= set(row)

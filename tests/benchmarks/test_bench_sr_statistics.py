@@ -55,6 +55,9 @@ def test_a_model_that_adds_nothing_scores_exactly_as_spectral_interpolation(data
     # holds a few percent of the truth's energy
     assert spectral["bands_mean"][list(spectral["bands_mean"])[-1]] < 0.05
     assert "machine" in result and "command" in result
+    # which weights the path held, by content
+    from flexcouple.checkpoint import config_digest, read_config
+    assert result["model_digests"] == {ckpt: config_digest(read_config(ckpt))}
 
 
 def test_a_checkpoint_fed_other_conditions_is_refused(dataset, tmp_path):
