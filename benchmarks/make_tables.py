@@ -295,7 +295,9 @@ def render_sr_statistics(d: dict) -> list[str]:
              *[s["bands_mean"][b] for b in bands], statistics.median(per_call[m]) if m in per_call else ""]
             for m, s in summary.items()]
     out = [f"split `{d['split']}` of `{d['data']}`, {fmt(d['steps'])} sampling steps, {d['precision']}; "
-           f"{len(d['trajectories'])} trajectories; band ratios: model over truth energy, geometric mean", ""]
+           f"{len(d['trajectories'])} trajectories; band ratios: model over truth energy, geometric mean"
+           + ("; weights measured: " + ", ".join(f"`{m}` {h[:8]}" for m, h in d["model_digests"].items())
+              if d.get("model_digests") else ""), ""]
     return out + table(["model", "statistics error", "RFNE", *[f"k {b}" for b in bands], "s per call (median)"], rows)
 
 
@@ -409,13 +411,15 @@ RENDERERS = {
     "hybrid_superres256x2_epyc": render_hybrid, "hybrid_superres256x2_c16_avx512": render_hybrid,
     "hybrid_superres256x2_c16s2_avx512": render_hybrid, "hybrid_superres256x2_c24s4_avx512": render_hybrid,
     "hybrid_superres256x2_c16s2_avx512_b": render_hybrid, "hybrid_superres256x2_c24s4_t16": render_hybrid,
-    "hybrid_superres256x2_c16_t16": render_hybrid,
+    "hybrid_superres256x2_c16_t16": render_hybrid, "hybrid_superres256x2_c24s4_de_t16": render_hybrid,
     "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
     "harvest_superres256x2_kf8_audit": render_harvest, "harvest_superres256x2_kf8_audit_c": render_harvest,
     "harvest_superres256x2_kf8_audit_pairs": render_harvest,
     "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "costmodel_avx512": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
     "payback_c16s2": render_payback, "payback_c24s4": render_payback, "sr_statistics_sweep": render_sr_statistics,
+    "payback_c24s4_de": render_payback, "sr_statistics_c24s4_stage_e": render_sr_statistics,
+    "sr_statistics_c24s4_stage_e2": render_sr_statistics,
 }
 
 

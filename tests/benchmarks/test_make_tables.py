@@ -144,3 +144,17 @@ def test_the_solver_table_shows_the_fused_kernel_rows(tmp_path):
     block = mt.render("solver", tmp_path)
     assert "| pyfftw | float64 | 1 | 8 (2 / 2.5) |" in block and "| numpy | float64 | 1 | 8 (2) |" in block
     assert "| 512 | float64 |" not in block  # a skipped row has no numbers to show
+
+
+def test_sr_statistics_names_the_weights_it_measured_where_the_result_records_them(tmp_path):
+    bands = {"21-42": 1.0, "75-85": 0.5}
+    result = {"benchmark": "sr_statistics", "command": "python benchmarks/bench_sr_statistics.py", "machine": MACHINE,
+              "data": "data/x", "split": "valid", "steps": 2, "precision": "float32",
+              "summary": {"spectral": {"statistics_error_mean": 0.25, "rfne_mean": 0.125, "bands_mean": bands},
+                          "m": {"statistics_error_mean": 0.0625, "rfne_mean": 0.25, "bands_mean": bands}},
+              "trajectories": [{"spectral": {}, "m": {"s_per_call": 0.5}}]}
+    write(tmp_path, "sr_statistics_sweep", result)
+    block = mt.render("sr_statistics_sweep", tmp_path)
+    assert "| `m` | 0.0625 | 0.25 | 1 | 0.5 | 0.5 |" in block and "weights measured" not in block
+    write(tmp_path, "sr_statistics_sweep", dict(result, model_digests={"m": "0123456789abcdef"}))
+    assert "weights measured: `m` 01234567" in mt.render("sr_statistics_sweep", tmp_path)
