@@ -412,6 +412,7 @@ RENDERERS = {
     "hybrid_superres256x2_c16s2_avx512": render_hybrid, "hybrid_superres256x2_c24s4_avx512": render_hybrid,
     "hybrid_superres256x2_c16s2_avx512_b": render_hybrid, "hybrid_superres256x2_c24s4_t16": render_hybrid,
     "hybrid_superres256x2_c16_t16": render_hybrid, "hybrid_superres256x2_c24s4_de_t16": render_hybrid,
+    "hybrid_superres256x2_c24s4_def_t16": render_hybrid,
     "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
     "harvest_superres256x2_kf8_audit": render_harvest, "harvest_superres256x2_kf8_audit_c": render_harvest,
     "harvest_superres256x2_kf8_audit_pairs": render_harvest,
@@ -419,7 +420,8 @@ RENDERERS = {
     "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
     "payback_c16s2": render_payback, "payback_c24s4": render_payback, "sr_statistics_sweep": render_sr_statistics,
     "payback_c24s4_de": render_payback, "sr_statistics_c24s4_stage_e": render_sr_statistics,
-    "sr_statistics_c24s4_stage_e2": render_sr_statistics,
+    "sr_statistics_c24s4_stage_e2": render_sr_statistics, "sr_statistics_c24s4_stage_f": render_sr_statistics,
+    "payback_c24s4_def": render_payback,
 }
 
 
