@@ -27,9 +27,10 @@ cd "$(dirname "$0")/../.."
 FC=${FC:-.venv/bin/flexcouple}
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/superres256x2}
-A=${A:-runs/$SIZE-a}
-B=${B:-runs/$SIZE-b}
-C=${C:-runs/$SIZE-c}
+RUNS=${RUNS:-runs}  # where each stage's run folder goes ($RUNS/$SIZE-a, -b, ...)
+A=${A:-$RUNS/$SIZE-a}
+B=${B:-$RUNS/$SIZE-b}
+C=${C:-$RUNS/$SIZE-c}
 SHIPPED=flexcouple/shipped/$MODEL
 
 stage() {  # stage DIR ARGS...: run (or resume) one training stage unless it is done
@@ -53,16 +54,16 @@ stage "$A" "${COMMON[@]}" --crop "$CROP_A" --batch-size 8 --steps 2500 --warmup 
 stage "$B" "${COMMON[@]}" --crop 256 --batch-size 2 --steps 1000 --warmup 50 --lr 5e-5 --ema-decay 0.995 \
       --spectral-loss 0.2 --checkpoint-every 100 --val-every 250 --init "$A"
 # 3b. stage C: the spectral term on the 2-step sample itself, 16 bands per octave, from stage B
-stage "$C" "${COMMON[@]}" --crop 256 --batch-size 2 --steps 1500 --warmup 50 --lr 3e-5 --ema-decay 0.995 \
-      --spectral-loss 0.3 --spectral-bands 16 --spectral-steps 2 --checkpoint-every 100 --val-every 250 --init "$B"
+STAGE_C=(--crop 256 --batch-size 2 --warmup 50 --lr 3e-5 --ema-decay 0.995 --spectral-loss 0.3 --spectral-bands 16
+         --spectral-steps 2 --checkpoint-every 100)
+stage "$C" "${COMMON[@]}" "${STAGE_C[@]}" --steps 1500 --val-every 250 --init "$B"
 LAST=$C
 # 3c. further stages (one per STEPS): stage C's settings, each from the one before, a fresh cosine schedule
 STAGES=(d e f g h i j k)
 if [ ${#MORE[@]} -gt ${#STAGES[@]} ]; then echo "at most ${#STAGES[@]} further stages" >&2; exit 2; fi
 for i in "${!MORE[@]}"; do
-  dir=${RUNS:-runs}/$SIZE-${STAGES[$i]}
-  stage "$dir" "${COMMON[@]}" --crop 256 --batch-size 2 --steps "${MORE[$i]}" --warmup 50 --lr 3e-5 --ema-decay 0.995 \
-        --spectral-loss 0.3 --spectral-bands 16 --spectral-steps 2 --checkpoint-every 100 --val-every 500 --init "$LAST"
+  dir=$RUNS/$SIZE-${STAGES[$i]}
+  stage "$dir" "${COMMON[@]}" "${STAGE_C[@]}" --steps "${MORE[$i]}" --val-every 500 --init "$LAST"
   LAST=$dir
 done
 
