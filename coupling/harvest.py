@@ -14,7 +14,8 @@ Every rejected call adds one example, written in our Well layout so that ``Super
 
 Examples are flushed in part files ``data/train/<task>_p<k>.hdf5`` (atomic writes) whenever the run
 checkpoints, and ``flexcouple_dataset.json`` lists every part, so an interrupted run loses nothing
-it had checkpointed. Each example records the rejection reason, the call and the time.
+it had checkpointed; the run state counts the parts, and a resumed run cuts those flushed after it
+(:meth:`Harvest.cut`), so no example is harvested twice. Each example records the rejection reason, the call and the time.
 
 A harvest folder holds nothing else: one that holds another data set, the harvest of another run, or
 files a harvest does not write is refused before the run starts, so nothing there is overwritten.
@@ -87,6 +88,25 @@ class Harvest:
             example["coarse_solver_horizon"] = np.full(len(example["vorticity"]), -1, dtype=np.int64)
             example["start_code"] = STARTS.index(start)
         self.pending.append(example)
+
+    def cut(self, keep: int) -> None:
+        """Keep the first ``keep`` part files, the ones a resumed run's state counted: parts flushed
+        after that state (the run stopped between a flush and its state's write) are written again by
+        the resumed run, so without the cut their examples would be in the harvest twice. The
+        metadata is rewritten first, so a stop in the middle leaves parts it no longer lists, cut again
+        at the next resume."""
+        if keep > len(self.parts):
+            raise ValueError(f"{self.root} holds {len(self.parts)} harvest part file(s), the run state counted {keep}: "
+                             "parts were removed by hand; restore them, or start the run again with --overwrite")
+        if keep == len(self.parts):
+            return
+        extra, self.parts = self.parts[keep:], self.parts[:keep]
+        if self.parts:
+            self._write_metadata()
+        else:
+            (self.root / well.METADATA_FILE).unlink(missing_ok=True)
+        for rel in extra:
+            (self.root / rel).unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self.parts) + bool(self.pending)

@@ -472,7 +472,8 @@ class HybridSimulation:
         meta = dict(scalars, streak=st.suspension.streak, suspended_until=st.suspension.until,
                     wall_s=self._elapsed(), config_hash=run_identity(self.cfg), model=self._model(),
                     timers=st.timers.as_dict(), counts=st.tally.to_json(), history_solver=st.history_solver,
-                    recent_max=st.recent_max, samples=self.checks.state())
+                    recent_max=st.recent_max, samples=self.checks.state(),
+                    harvest_parts=None if self.harvest is None else len(self.harvest.parts))
         arrays = {"solver": np.asarray(solver_global)}
         if st.history:
             arrays["history"] = np.stack(st.history)
@@ -513,6 +514,9 @@ class HybridSimulation:
                 stored = self.rundir.read_state()
                 refusal = None if stored is None else self._refusal(stored[0])
                 found = None if stored is None else ("error", refusal) if refusal else ("ok", *stored)
+                if not refusal and stored is not None and self.harvest is not None \
+                        and stored[0].get("harvest_parts") is not None:
+                    self.harvest.cut(int(stored[0]["harvest_parts"]))  # parts flushed after the state
             except ValueError as exc:
                 found = ("error", str(exc))
         found = self._bcast(found)

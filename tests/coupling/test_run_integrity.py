@@ -254,3 +254,39 @@ def test_overwrite_refuses_files_it_did_not_write_and_removes_only_its_own(tmp_p
     assert not (out / "outputs" / "000099.npz").exists() and not (out / "reference").exists()
     assert (out / "mine.txt").read_text() == "mine"
     assert (out / "trajectory.h5").exists() and (out / "harvest" / "flexcouple_dataset.json").exists()
+
+
+def test_a_run_stopped_between_a_harvest_flush_and_its_state_harvests_no_example_twice(tmp_path, monkeypatch):
+    from coupling.rundir import RunDirectory as RunDir
+    from flexcouple.data.datasets import ForecastDataset
+    cfg = config(mode="leapfrog", jumps=2, t_end=2.0, warmup=1, harvest_enabled=True)
+    full = HybridSimulation(cfg, PersistenceSurrogate(0.25), out=tmp_path / "full").run()
+    rejected = [d for d in full.decisions if d["called"] and not d["accepted"]]
+    assert len(rejected) >= 3
+    out = tmp_path / "run"
+    write_state, writes = RunDir.write_state, []
+
+    def dies_at_the_second_part(self, meta, arrays):  # that part is already on disk, its state is not
+        writes.append(meta["harvest_parts"])
+        if meta["harvest_parts"] == 2:
+            raise SystemExit("killed")
+        write_state(self, meta, arrays)
+
+    monkeypatch.setattr(RunDir, "write_state", dies_at_the_second_part)
+    with pytest.raises(SystemExit):
+        HybridSimulation(cfg, PersistenceSurrogate(0.25), out=out).run()
+    monkeypatch.setattr(RunDir, "write_state", write_state)
+    parts = sorted((out / "harvest" / "data" / "train").glob("*.hdf5"))
+    stored = json.loads(str(np.load(out / "state.npz")["meta"]))
+    assert len(parts) == 2 and stored["harvest_parts"] == 1  # a part the state does not count
+    HybridSimulation(cfg, PersistenceSurrogate(0.25), out=out).run()
+    ds, ref = (ForecastDataset(d / "harvest", "train", past=1, lead=1) for d in (out, tmp_path / "full"))
+    assert len(ds) == len(ref) == len(rejected)
+    assert np.array_equal(ds[len(ds) - 1]["target"].numpy(), ref[len(ref) - 1]["target"].numpy())
+    # a part removed by hand is reported, not silently re-harvested around
+    stored = json.loads(str(np.load(out / "state.npz")["meta"]))
+    for part in sorted((out / "harvest" / "data" / "train").glob("*.hdf5")):
+        part.unlink()
+    with pytest.raises(ValueError, match="removed by hand.*--overwrite"):
+        HybridSimulation(cfg, PersistenceSurrogate(0.25), out=out).run()
+    assert stored["harvest_parts"] >= 2 and writes[-1] == 2
