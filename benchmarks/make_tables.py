@@ -6,13 +6,16 @@
 Each result NAME (``benchmarks/results/NAME.json``) has a block in docs/benchmarks.md between
 ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``: its table(s), then the command that
 produced them, the date and the machine (cores, GPU, load average at start -> end), as the JSON
-records them. A missing JSON renders as "not run yet"; a JSON whose layout a renderer does not know
-falls back to a generic table of its scalar values. Only the text between markers is touched.
+records them. Every marked block is rendered, by the renderer of the benchmark that wrote the JSON
+(its ``benchmark`` field), so showing a new result takes only its two markers. A missing JSON renders
+as "not run yet"; a JSON whose layout no renderer knows falls back to a generic table of its scalar
+values. Only the text between markers is touched.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -405,24 +408,22 @@ def render_generic(d: dict) -> list[str]:
     return keyed_table([f"level {i + 1}" for i in range(depth)], [((*p, *[""] * (depth - len(p))), m) for p, m in rows])
 
 
+# the renderer of a result, by the benchmark that wrote it: the JSON's "benchmark" (provenance.py's),
+# else the result's name (results written before that field existed). Any other: render_generic.
 RENDERERS = {
-    "solver": render_solver, "flex_speed": render_flex_speed, "hybrid": render_hybrid,
-    "hybrid_superres256x2": render_hybrid, "hybrid_superres256x2_bf16": render_hybrid,
-    "hybrid_superres256x2_epyc": render_hybrid, "hybrid_superres256x2_c16_avx512": render_hybrid,
-    "hybrid_superres256x2_c16s2_avx512": render_hybrid, "hybrid_superres256x2_c24s4_avx512": render_hybrid,
-    "hybrid_superres256x2_c16s2_avx512_b": render_hybrid, "hybrid_superres256x2_c24s4_t16": render_hybrid,
-    "hybrid_superres256x2_c16_t16": render_hybrid, "hybrid_superres256x2_c24s4_de_t16": render_hybrid,
-    "hybrid_superres256x2_c24s4_def_t16": render_hybrid,
-    "harvest_superres256x2_kf8": render_harvest, "harvest_superres256x2_re3000": render_harvest,
-    "harvest_superres256x2_kf8_audit": render_harvest, "harvest_superres256x2_kf8_audit_c": render_harvest,
-    "harvest_superres256x2_kf8_audit_pairs": render_harvest,
-    "flex_sampling_floor": render_flex_sampling_floor, "coupling_overhead": render_coupling_overhead, "costmodel": render_costmodel, "costmodel_avx512": render_costmodel, "harvest": render_harvest, "datagen": render_datagen,
-    "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
-    "payback_c16s2": render_payback, "payback_c24s4": render_payback, "sr_statistics_sweep": render_sr_statistics,
-    "payback_c24s4_de": render_payback, "sr_statistics_c24s4_stage_e": render_sr_statistics,
-    "sr_statistics_c24s4_stage_e2": render_sr_statistics, "sr_statistics_c24s4_stage_f": render_sr_statistics,
-    "payback_c24s4_def": render_payback,
+    "hybrid": render_hybrid, "harvest": render_harvest, "payback": render_payback,
+    "sr_statistics": render_sr_statistics, "costmodel": render_costmodel, "coupling_overhead": render_coupling_overhead,
+    "datagen": render_datagen, "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
+    "solver": render_solver, "flex_speed": render_flex_speed, "flex_sampling_floor": render_flex_sampling_floor,
 }
+# a result's block in the document: the name is a results/ file's stem
+MARKER = re.compile(r"<!-- results:([A-Za-z0-9_-]+) -->")
+
+
+def renderer(name: str, data: dict):
+    """The function that renders result ``name`` (its JSON ``data``)."""
+    kind = (data.get("benchmark") if isinstance(data, dict) else None) or name
+    return RENDERERS.get(kind, render_generic)
 
 
 def render(name: str, results: Path = RESULTS) -> str:
@@ -432,7 +433,7 @@ def render(name: str, results: Path = RESULTS) -> str:
         return f"_`benchmarks/results/{name}.json`: not run yet._"
     data = json.loads(path.read_text())
     try:
-        lines = RENDERERS.get(name, render_generic)(data)
+        lines = renderer(name, data)(data)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         lines = [f"(layout not known to make_tables.py, {type(exc).__name__}: {exc}; every scalar shown)", ""]
         lines += render_generic(data)
@@ -445,9 +446,10 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def update(text: str, results: Path = RESULTS, names=None) -> tuple[str, list[str], list[str]]:
-    """(new text, names whose block changed, names without markers in ``text``)."""
+    """(new text, names whose block changed, names without markers in ``text``). ``names``: the
+    blocks to render (default: every block the text marks, so a new result needs only its markers)."""
     changed, unmarked = [], []
-    for name in names or RENDERERS:
+    for name in names or list(dict.fromkeys(MARKER.findall(text))):
         start, end = markers(name)
         i, j = text.find(start), text.find(end)
         if i < 0 or j < i:

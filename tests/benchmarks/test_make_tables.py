@@ -103,7 +103,7 @@ def test_update_rewrites_only_between_markers_and_check_names_stale_tables(tmp_p
     results = tmp_path / "results"
     write(results, "hybrid", HYBRID)
     readme = tmp_path / "README.md"
-    readme.write_text(readme_with(mt.RENDERERS))
+    readme.write_text(readme_with(["hybrid", "scaling", "solver"]))
     assert mt.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
     assert "hybrid" in capsys.readouterr().err
     assert mt.main(["--doc", str(readme), "--results", str(results)]) == 0
@@ -117,6 +117,19 @@ def test_update_rewrites_only_between_markers_and_check_names_stale_tables(tmp_p
     assert mt.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
     err = capsys.readouterr().err
     assert "stale tables" in err and "hybrid, scaling" in err and "python benchmarks/make_tables.py" in err
+
+
+def test_a_new_result_needs_only_its_markers_its_renderer_comes_from_its_benchmark(tmp_path):
+    results = tmp_path / "results"
+    write(results, "hybrid_some_new_protocol", HYBRID)
+    write(results, "odd_layout", {"benchmark": "never_heard_of", "command": "c", "x": {"y": 1.5}})
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(readme_with(["hybrid_some_new_protocol", "odd_layout"]))
+    assert mt.main(["--doc", str(doc), "--results", str(results)]) == 0
+    text = doc.read_text()
+    assert "| leapfrog | 0.5 | 1.5 | 0.02 | 0.003 | =0.5 | >=0.75 | 0.5 | 3 (2) |" in text  # the hybrid table
+    assert "| x | y |" in text or "level 1" in text  # an unknown benchmark: every scalar
+    assert mt.main(["--doc", str(doc), "--results", str(results), "--check"]) == 0
 
 
 def test_the_repository_benchmarks_page_is_in_sync_with_benchmarks_results(tmp_path):
