@@ -15,7 +15,8 @@ Every rejected call adds one example, written in our Well layout so that ``Super
 Examples are flushed in part files ``data/train/<task>_p<k>.hdf5`` (atomic writes) whenever the run
 checkpoints, and ``flexcouple_dataset.json`` lists every part, so an interrupted run loses nothing
 it had checkpointed; the run state counts the parts, and a resumed run cuts those flushed after it
-(:meth:`Harvest.cut`), so no example is harvested twice. Each example records the rejection reason, the call and the time.
+(:meth:`Harvest.cut`), so no example is harvested twice. Each example records the rejection reason,
+the call and the time.
 
 A harvest folder holds nothing else: one that holds another data set, the harvest of another run, or
 files a harvest does not write is refused before the run starts, so nothing there is overwritten.
