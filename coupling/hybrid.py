@@ -514,9 +514,10 @@ class HybridSimulation:
                 stored = self.rundir.read_state()
                 refusal = None if stored is None else self._refusal(stored[0])
                 found = None if stored is None else ("error", refusal) if refusal else ("ok", *stored)
-                if not refusal and stored is not None and self.harvest is not None \
-                        and stored[0].get("harvest_parts") is not None:
-                    self.harvest.cut(int(stored[0]["harvest_parts"]))  # parts flushed after the state
+                # before the broadcast, so that a harvest that cannot be cut stops every rank
+                kept = found[1].get("harvest_parts") if found and found[0] == "ok" else None
+                if self.harvest is not None and kept is not None:
+                    self.harvest.cut(kept)  # the parts flushed after the state
             except ValueError as exc:
                 found = ("error", str(exc))
         found = self._bcast(found)
