@@ -297,7 +297,7 @@ def render_sr_statistics(d: dict) -> list[str]:
     rows = [[m if m == "spectral" else f"`{m}`", s["statistics_error_mean"], s.get("rfne_mean", ""),
              *[s["bands_mean"][b] for b in bands], statistics.median(per_call[m]) if m in per_call else ""]
             for m, s in summary.items()]
-    out = [f"split `{d['split']}` of `{d['data']}`, {fmt(d['steps'])} sampling steps, {d['precision']}; "
+    out = [f"split `{d['split']}` of `{d['data']}`, {fmt(d['steps'])} sampling steps, {d.get('precision', 'precision not recorded')}; "
            f"{len(d['trajectories'])} trajectories; band ratios: model over truth energy, geometric mean"
            + ("; weights measured: " + ", ".join(f"`{m}` {h[:8]}" for m, h in d["model_digests"].items())
               if d.get("model_digests") else ""), ""]
@@ -462,6 +462,12 @@ def update(text: str, results: Path = RESULTS, names=None) -> tuple[str, list[st
     return text, changed, unmarked
 
 
+def unshown(text: str, results: Path = RESULTS) -> list[str]:
+    """The result files in ``results`` that ``text`` has no block for (every result is shown somewhere)."""
+    marked = set(MARKER.findall(text))
+    return sorted(p.stem for p in Path(results).glob("*.json") if p.stem not in marked)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the tables that differ")
@@ -474,9 +480,13 @@ def main(argv=None) -> int:
     if unmarked:
         print(f"{args.doc}: no markers for {', '.join(unmarked)} (add <!-- results:NAME --> <!-- /results:NAME -->)",
               file=sys.stderr)
+    missing = unshown(text, args.results)
+    if missing:
+        print(f"{args.doc}: no block for the result file(s) {', '.join(missing)} (add <!-- results:NAME --> "
+              "<!-- /results:NAME --> where it belongs, or remove the file)", file=sys.stderr)
     if args.check:
-        if changed or unmarked:
-            print(f"stale tables in {args.doc}: {', '.join(changed + unmarked)}; "
+        if changed or unmarked or missing:
+            print(f"stale tables in {args.doc}: {', '.join(changed + unmarked + missing)}; "
                   "run `python benchmarks/make_tables.py`", file=sys.stderr)
             return 1
         print(f"{args.doc}: every table matches {args.results}")

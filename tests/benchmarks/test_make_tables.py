@@ -139,6 +139,23 @@ def test_the_repository_benchmarks_page_is_in_sync_with_benchmarks_results(tmp_p
     assert not changed and not unmarked, (
         f"docs/benchmarks.md's tables {changed + unmarked} differ from benchmarks/results/*.json: "
         "run `python benchmarks/make_tables.py` (never edit the numbers by hand)")
+    missing = mt.unshown(readme.read_text(), ROOT / "benchmarks" / "results")
+    assert not missing, f"benchmarks/results/ files with no block in docs/benchmarks.md: {missing}"
+
+
+def test_a_result_file_without_a_block_fails_the_check(tmp_path, capsys):
+    results = tmp_path / "results"
+    write(results, "hybrid", HYBRID)
+    write(results, "hybrid_forgotten", HYBRID)
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(readme_with(["hybrid"]))
+    assert mt.main(["--doc", str(doc), "--results", str(results)]) == 0
+    assert "hybrid_forgotten" in capsys.readouterr().err
+    assert mt.main(["--doc", str(doc), "--results", str(results), "--check"]) == 1
+    assert "hybrid_forgotten" in capsys.readouterr().err
+    doc.write_text(readme_with(["hybrid", "hybrid_forgotten"]))
+    assert mt.main(["--doc", str(doc), "--results", str(results)]) == 0
+    assert mt.main(["--doc", str(doc), "--results", str(results), "--check"]) == 0
 
 
 def test_the_solver_table_shows_the_fused_kernel_rows(tmp_path):
