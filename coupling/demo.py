@@ -6,8 +6,8 @@ on 256^2, every run against the same reference, pure CFD on 256^2:
 
 Table 1, the chosen regime (``benchmarks/bench_costmodel.py`` and ``bench_hybrid.py`` say why):
 
-1. hybrid ``superres_x2``: the solver on 128^2 (it resolves this flow), the shipped c16 FLEX
-   (``flex-c16-superres256x2``, trained on 128^2 coarse-solver states) reconstructing 256^2 at every
+1. hybrid ``superres_x2``: the solver on 128^2 (it resolves this flow), the shipped c24s4 FLEX
+   (``flex-c24s4-superres256x2``, trained on 128^2 coarse-solver states) reconstructing 256^2 at every
    output, its checks calibrated on held-out runs (the model folder's ``calibration.json``);
 2. pure CFD on 192^2 and 3. on 128^2 (spectrally interpolated): the solver at costs around the hybrid's.
 
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", action="store_true",
                    help="run the data/training/evaluation pipeline demo instead of the hybrid demo")
     p.add_argument("--checkpoint", help="the x2 super-resolution FLEX of table 1 (default: the shipped "
-                   "flex-c16-superres256x2)")
+                   "flex-c24s4-superres256x2)")
     p.add_argument("--calibration", help="calibration.json of its checks (default: the one in the checkpoint's "
                    "folder, if any; otherwise the checks' default thresholds)")
     p.add_argument("--steps", type=int, default=None, help="the x2 model's DDIM sampling steps per call (default: "
@@ -80,7 +80,7 @@ RUNS = {
     "leapfrog": (2, "hybrid leapfrog"),
     "coarse_64": (2, "pure 64 (interp.)"),
 }
-TABLES = {1: "table 1, the chosen regime: super-resolution x2 from 128^2 with the shipped c16 FLEX, calibrated checks",
+TABLES = {1: "table 1, the chosen regime: super-resolution x2 from 128^2 with the shipped c24s4 FLEX, calibrated checks",
           2: "table 2, the earlier case (the hybrid loses): x4 from 64^2 and leapfrog with the shipped tiny FLEX"}
 
 
@@ -148,7 +148,7 @@ def run_hybrid_demo(args) -> int:
 
     omega0 = cached_initial_field(init_path, N, spin_up)  # shared by every run
     titles = {"pure": "pure CFD, n = 256 (the reference)",
-              "superres_x2": "hybrid superres x2 (128^2 solver + c16 FLEX, calibrated checks)",
+              "superres_x2": f"hybrid superres x2 (128^2 solver + FLEX {Path(x2).name}, calibrated checks)",
               "pure_192": "pure CFD, n = 192", "coarse_128": "pure CFD, n = 128",
               "superres_x4": f"hybrid superres x4 (64^2 solver + tiny FLEX, ensemble {args.ensemble})",
               "leapfrog": "hybrid leapfrog (256^2 solver + tiny FLEX jumps of 0.5)", "coarse_64": "pure CFD, n = 64"}

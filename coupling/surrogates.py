@@ -90,7 +90,7 @@ def _check_square(field: np.ndarray, what: str, ndim: int = 2) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ FLEX
 DEFAULT_MODEL = "flex-tiny-kolmogorov256"  # superres x4 and forecasts, 2.4M parameters
-SUPERRES_X2_MODEL = "flex-c16-superres256x2"  # superres x2 only, 0.6M parameters, with its calibration.json
+SUPERRES_X2_MODEL = "flex-c24s4-superres256x2"  # superres x2 only, 1.4M parameters, with its calibration.json
 CALIBRATION_FILE = "calibration.json"  # a model folder may carry the calibration of its checks
 
 

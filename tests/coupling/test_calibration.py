@@ -154,13 +154,16 @@ def test_the_command_writes_the_calibration_and_refuses_to_overwrite(tmp_path, c
     assert "pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
 
 
-@pytest.mark.parametrize("model", [None, "flex-c16s2-superres256x2", "flex-c24s4-superres256x2"])
+@pytest.mark.parametrize("model", [None, "flex-c16-superres256x2", "flex-c16s2-superres256x2"])
 def test_the_regime_preset_its_calibration_and_the_shipped_x2_models_fit_together(monkeypatch, model):
     from pathlib import Path
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(repo)  # the preset names the model and the calibration relative to the repository
     cfg = HybridConfig.from_toml(repo / "benchmarks" / "presets" / "superres256x2.toml")
-    if model is not None:  # a cheaper x2 model, with its own calibration of the same regime
+    if model is None:  # the preset names the default x2 model, the demo's
+        from coupling.surrogates import SUPERRES_X2_MODEL
+        assert cfg.checkpoint == f"flexcouple/shipped/{SUPERRES_X2_MODEL}"
+    else:  # another shipped x2 model, with its own calibration of the same regime
         folder = f"flexcouple/shipped/{model}"
         cfg = cfg.replace(checkpoint=folder, calibration=f"{folder}/calibration.json")
     sim = HybridSimulation(cfg)  # loads the model, checks the calibration's regime and model digest

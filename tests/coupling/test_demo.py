@@ -19,7 +19,7 @@ def test_quick_demo_runs_both_tables_and_writes_its_files(tmp_path, capsys):
                   "hybrid leapfrog", "pure 64", "table 1", "table 2"):
         assert label in out
     report = json.loads((tmp_path / "demo.json").read_text())
-    assert report["calibration"].endswith("flex-c16-superres256x2/calibration.json")
+    assert report["calibration"].endswith(f"{SUPERRES_X2_MODEL}/calibration.json")
     for name in ("superres_x2", "superres_x4", "leapfrog"):
         run = report["runs"][name]
         assert run["speedup"] > 0 and len(run["accuracy"]["correlation"]) == 4
