@@ -70,12 +70,12 @@ def plot(data: dict, out: Path, title: str) -> None:
         for key in val:
             val[key] += [(offset + r["step"], r[key]) for r in rows if key in r]
         offset += max(r["step"] for r in rows)
-    ax_loss.set(xlabel="step", ylabel="training loss (10-step mean)", title=title)
+    ax_loss.set(xlabel="step (from the first recorded stage)", ylabel="training loss (10-step mean)", title=title)
     ax_loss.legend(fontsize=8)
     for key, marker, name in (("val_rfne_superres", "o", "val RFNE"), ("val_lsd_superres", "s", "val LSD")):
         if val[key]:
             ax_val.plot(*zip(*val[key]), marker=marker, label=name)
-    ax_val.set(xlabel="step", title="validation")
+    ax_val.set(xlabel="step (from the first recorded stage)", title="validation")
     ax_val.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -6,4 +6,4 @@
 # seal, calibration: ../train_x2_stem_model.sh). Wall times are in MODEL_CARD.md.
 #
 #   bash flexcouple/shipped/flex-c24s4-superres256x2/train.sh     # from anywhere, after `make install`
-exec bash "$(dirname "$0")/../train_x2_stem_model.sh" flex-c24s4-superres256x2 c24s4 256 4000 2000 2000 2000 2000
+exec bash "$(dirname "$0")/../train_x2_stem_model.sh" flex-c24s4-superres256x2 c24s4 256 4000 2000 2000 2000 2000 4000
