@@ -3,8 +3,8 @@
 Each training run keeps its history (loss every 10 steps, validation every ``--val-every``) in
 ``training_state.json``; a run folder is local to the machine that trained it, so the model card's
 curve is kept in the model's folder as ``training_history.json`` (``{"stages": {label: {"run",
-"wall_s", "history"}}}``) and drawn as ``training_curve.png`` (training loss, and validation RFNE and
-LSD, against the step counted from the first recorded stage).
+"wall_s", "history"}}}``) and drawn as ``training_curve.png`` (training loss, and every validation
+metric the runs recorded, against the step counted from the first recorded stage).
 
     .venv/bin/python benchmarks/training_history.py flexcouple/shipped/flex-c24s4-superres256x2 \\
         --add runs/c24s4-j --label "I: the same settings, 4000 steps from stage H"
@@ -61,20 +61,21 @@ def plot(data: dict, out: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.2))
-    offset, val = 0, {"val_rfne_superres": [], "val_lsd_superres": []}
+    offset, val = 0, {}  # every validation metric the runs recorded (val_rfne_<task>, val_lsd_<task>, ...)
     for label, stage in data["stages"].items():
         rows = stage["history"]
         loss = [(offset + r["step"], r["loss"]) for r in rows if "loss" in r]
         if loss:
             ax_loss.plot(*zip(*loss), lw=0.8, label=f"stage {label.split(':')[0]}")
-        for key in val:
-            val[key] += [(offset + r["step"], r[key]) for r in rows if key in r]
-        offset += max(r["step"] for r in rows)
+        for r in rows:
+            for key, value in r.items():
+                if key.startswith("val_"):
+                    val.setdefault(key, []).append((offset + r["step"], value))
+        offset += max((r["step"] for r in rows), default=0)
     ax_loss.set(xlabel="step (from the first recorded stage)", ylabel="training loss (10-step mean)", title=title)
     ax_loss.legend(fontsize=8)
-    for key, marker, name in (("val_rfne_superres", "o", "val RFNE"), ("val_lsd_superres", "s", "val LSD")):
-        if val[key]:
-            ax_val.plot(*zip(*val[key]), marker=marker, label=name)
+    for (key, points), marker in zip(sorted(val.items()), "osd^v<>"):
+        ax_val.plot(*zip(*points), marker=marker, label=key.removeprefix("val_").replace("_", " "))
     ax_val.set(xlabel="step (from the first recorded stage)", title="validation")
     ax_val.legend()
     fig.tight_layout()
