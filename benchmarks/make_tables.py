@@ -304,6 +304,16 @@ def render_sr_statistics(d: dict) -> list[str]:
     return out + table(["model", "statistics error", "RFNE", *[f"k {b}" for b in bands], "s per call (median)"], rows)
 
 
+def render_statistics_bands(d: dict) -> list[str]:
+    pr = d["protocol"]
+    bands = list(next(iter(next(iter(d["fields"].values())).values()))["bands"])
+    rows = [[seed, method, m["statistics_error"], m["window_snapshots"], *[m["bands"].get(b) for b in bands]]
+            for seed, methods in d["fields"].items() for method, m in methods.items()]
+    return [f"Re {fmt(pr['reynolds'])}, n = {pr['n']}, t_end {fmt(pr['t_end'])}, hybrid `{pr['checkpoint']}`; "
+            "per band: mean log(E / E_truth) of the time-mean spectrum over each method's statistics window", ""] + \
+        table(["seed", "method", "statistics error", "window snapshots", *[f"k {b}" for b in bands]], rows)
+
+
 def render_payback(d: dict) -> list[str]:
     up = d["upfront"]
     out = [f"{fmt(d['mode'])} with `{d.get('checkpoint')}`, n = {fmt(d['n'])}: up-front "
@@ -412,7 +422,8 @@ def render_generic(d: dict) -> list[str]:
 # else the result's name (results written before that field existed). Any other: render_generic.
 RENDERERS = {
     "hybrid": render_hybrid, "harvest": render_harvest, "payback": render_payback,
-    "sr_statistics": render_sr_statistics, "costmodel": render_costmodel, "coupling_overhead": render_coupling_overhead,
+    "sr_statistics": render_sr_statistics, "statistics_bands": render_statistics_bands, "costmodel": render_costmodel,
+    "coupling_overhead": render_coupling_overhead,
     "datagen": render_datagen, "baselines": render_baselines, "sampling": render_sampling, "scaling": render_scaling,
     "solver": render_solver, "flex_speed": render_flex_speed, "flex_sampling_floor": render_flex_sampling_floor,
 }
