@@ -53,8 +53,7 @@ def band_log_ratios(fields: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def measure(fields: np.ndarray, truth: np.ndarray, times: np.ndarray) -> dict:
     """bench_hybrid's metrics of one method on one field, with the band split of its statistics window."""
     m = bh.metrics(fields, truth, times)
-    t_from = times[len(times) // 2] if m["t95_censored"] else m["t95"]
-    after = times >= t_from - 1e-9
+    after = bh.statistics_window(m["t95"], m["t95_censored"], times)
     return {"statistics_error": m["spectrum_error"], "t95": m["t95"], "t95_censored": m["t95_censored"],
             "window_snapshots": int(after.sum()), "bands": band_log_ratios(fields[after], truth[after])}
 
@@ -91,8 +90,7 @@ def main(argv=None) -> int:
         row = {"hybrid": dict(measure(res.fields, truth, times), calls=res.summary["calls"],
                               accepted=res.summary["accepted"])}
         for g in args.grids:
-            w0 = np.asarray(bh.spectral_resample(omega0, (g, g))) if g < base.n else omega0
-            r, _ = bh.run(base.replace(mode="pure", n=g), w0)
+            r, _ = bh.run_pure(base, omega0, g)
             row[f"pure_{g}"] = measure(bh.on_grid(r.fields, base.n), truth, times)
         for name, m in row.items():
             print(f"seed {seed} {name:9s} stat {m['statistics_error']:.4f} window {m['window_snapshots']:2d} "

@@ -297,7 +297,8 @@ def render_sr_statistics(d: dict) -> list[str]:
     rows = [[m if m == "spectral" else f"`{m}`", s["statistics_error_mean"], s.get("rfne_mean", ""),
              *[s["bands_mean"][b] for b in bands], statistics.median(per_call[m]) if m in per_call else ""]
             for m, s in summary.items()]
-    out = [f"split `{d['split']}` of `{d['data']}`, {fmt(d['steps'])} sampling steps, {d.get('precision', 'precision not recorded')}; "
+    precision = d.get("precision", "precision not recorded")  # results from before --precision
+    out = [f"split `{d['split']}` of `{d['data']}`, {fmt(d['steps'])} sampling steps, {precision}; "
            f"{len(d['trajectories'])} trajectories; band ratios: model over truth energy, geometric mean"
            + ("; weights measured: " + ", ".join(f"`{m}` {h[:8]}" for m, h in d["model_digests"].items())
               if d.get("model_digests") else ""), ""]
@@ -306,7 +307,7 @@ def render_sr_statistics(d: dict) -> list[str]:
 
 def render_statistics_bands(d: dict) -> list[str]:
     pr = d["protocol"]
-    bands = list(next(iter(next(iter(d["fields"].values())).values()))["bands"])
+    bands = list(dict.fromkeys(b for methods in d["fields"].values() for m in methods.values() for b in m["bands"]))
     rows = [[seed, method, m["statistics_error"], m["window_snapshots"], *[m["bands"].get(b) for b in bands]]
             for seed, methods in d["fields"].items() for method, m in methods.items()]
     return [f"Re {fmt(pr['reynolds'])}, n = {pr['n']}, t_end {fmt(pr['t_end'])}, hybrid `{pr['checkpoint']}`; "

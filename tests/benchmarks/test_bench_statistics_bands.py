@@ -1,15 +1,13 @@
 """bench_statistics_bands: the statistics error of bench_hybrid split by wavenumber band."""
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from solver import random_field
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports bench_hybrid and provenance as its siblings
+ROOT = Path(__file__).resolve().parents[2]  # conftest.py puts benchmarks/ on sys.path (the script's siblings)
 SPEC = importlib.util.spec_from_file_location("bench_statistics_bands", ROOT / "benchmarks" / "bench_statistics_bands.py")
 bands = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bands)
